@@ -1,0 +1,120 @@
+"""The audio engine: the capture thread and the player thread, running for the daemon's
+whole life (sessions come and go; the sound devices stay open).
+
+- capture thread: blocking reads of 20 ms at the device rate → resample to the wire rate →
+  exact 20 ms frames → ``frame_sink(frame, t_captured)``. The sink must not block (the
+  session puts frames in a bounded queue that drops the oldest).
+- player thread: takes one block from the :class:`PlaybackBuffer` (silence on underrun or
+  pause) and writes it to the device, whose blocking write paces the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from edgevoice.audio.frames import Framer, frame_bytes
+from edgevoice.audio.playback_buffer import PlaybackBuffer
+from edgevoice.audio.resample import StreamResampler
+from edgevoice.logsetup import RateLimitedLog
+from edgevoice.redact import describe_error
+
+log = logging.getLogger(__name__)
+
+FrameSink = Callable[[bytes, float], None]
+
+
+def _discard(frame: bytes, t: float) -> None:
+    pass
+
+
+class AudioEngine:
+    def __init__(self, capture, playback, wire_rate: int, buffer_seconds: float) -> None:
+        self.capture = capture
+        self.playback = playback
+        self.wire_rate = wire_rate
+        self.buffer = PlaybackBuffer(int(buffer_seconds * playback.rate) * 2)
+        self.frame_sink: FrameSink = _discard
+        self._uplink = StreamResampler(capture.rate, wire_rate)
+        self._framer = Framer(frame_bytes(wire_rate))
+        self._downlink: StreamResampler | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._errors = RateLimitedLog(log, 30.0)
+        # progress counters, read by health checks and the bench
+        self.frames_captured = 0
+        self.blocks_played = 0
+        self.capture_errors = 0
+
+    def start(self) -> None:
+        for name, target in (("capture", self._capture_loop), ("player", self._player_loop)):
+            thread = threading.Thread(target=target, name=f"edgevoice-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for stream in (self.capture, self.playback):
+            try:
+                stream.close()
+            except Exception as exc:  # closing must never stop the shutdown
+                log.debug("closing %s: %s", stream, describe_error(exc))
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return list(self._threads)
+
+    # -- downlink: called from the session's receive thread only --------------------------
+    def play(self, pcm: bytes, rate: int, response_id: object = None) -> int:
+        """Queue agent audio (at ``rate``) for the speaker; returns bytes buffered."""
+        downlink = self._downlink
+        if downlink is None or downlink.in_rate != rate:
+            downlink = self._downlink = StreamResampler(rate, self.playback.rate)
+        return self.buffer.write(downlink.process(pcm), response_id)
+
+    def flush_playback(self) -> int:
+        """Stop the agent's voice now: drop everything buffered. Returns bytes dropped."""
+        dropped = self.buffer.flush()
+        if self._downlink is not None:
+            self._downlink.reset()
+        return dropped
+
+    # -- threads ------------------------------------------------------------------------
+    def _capture_loop(self) -> None:
+        block = self.capture.rate // 50
+        read = self.capture.read
+        uplink = self._uplink.process
+        push = self._framer.push
+        while not self._stop.is_set():
+            try:
+                chunk = read(block)
+            except Exception as exc:  # device gone, overrun storms: keep the daemon alive
+                self.capture_errors += 1
+                self._errors.warning("capture", "microphone read failed: %s",
+                                     describe_error(exc))
+                self._stop.wait(0.5)
+                continue
+            now = time.monotonic()
+            for frame in push(uplink(chunk)):
+                self.frames_captured += 1
+                self.frame_sink(frame, now)
+
+    def _player_loop(self) -> None:
+        block = bytearray(frame_bytes(self.playback.rate))
+        view = memoryview(block)
+        read_into = self.buffer.read_into
+        write = self.playback.write
+        while not self._stop.is_set():
+            read_into(view)
+            try:
+                write(block)
+            except Exception as exc:
+                self._errors.warning("playback", "speaker write failed: %s", describe_error(exc))
+                self._stop.wait(0.5)
+                continue
+            self.blocks_played += 1

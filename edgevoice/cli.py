@@ -1,0 +1,149 @@
+"""The ``edgevoice`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from edgevoice import __version__
+from edgevoice.config import DEFAULT_PATH, EX_CONFIG, ConfigError, load, render
+from edgevoice.logsetup import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def _cmd_run(args) -> int:
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        setup_logging("info")
+        log.error("%s", exc)
+        return EX_CONFIG
+    setup_logging(args.log_level or config.log.level)
+    from edgevoice.daemon import Daemon
+
+    daemon = Daemon(config)
+    _stop_on_signals(daemon.stop)
+    log.info("edgevoice %s starting: %s agent, %s audio, config %s", __version__,
+             config.agent.provider, config.audio.backend, args.config)
+    return daemon.run()
+
+
+def _stop_on_signals(stop) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        log.info("%s received, stopping", signal.Signals(signum).name)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _cmd_check_config(args) -> int:
+    try:
+        load(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EX_CONFIG
+    print(f"{args.config}: OK")
+    return 0
+
+
+def _cmd_config(args) -> int:
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EX_CONFIG
+    sys.stdout.write(render(config))
+    return 0
+
+
+def _cmd_devices(args) -> int:
+    from edgevoice.audio.alsa_backend import list_devices, supported_rates
+
+    devices = list_devices()
+    if not devices:
+        print("no sound devices found (is the user in the 'audio' group? is a card present?)")
+        return 1
+    print(f"{'name':40} {'in':>3} {'out':>3}  rates (Hz, mono PCM16)")
+    for d in devices:
+        rates = sorted(set(supported_rates(d, "input") if d.max_input_channels else []) |
+                       set(supported_rates(d, "output") if d.max_output_channels else []))
+        print(f"{d.name[:40]:40} {d.max_input_channels:>3} {d.max_output_channels:>3}  "
+              f"{', '.join(map(str, rates)) or '-'}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from edgevoice.demo import run_demo
+
+    return run_demo(args)
+
+
+def _cmd_localagent(args) -> int:
+    from edgevoice.localagent import cli as agent_cli
+
+    setup_logging(args.log_level or "info")
+    return agent_cli.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgevoice",
+        description="Voice terminal daemon: streams the microphone to a cloud conversational "
+                    "agent and plays its answers.")
+    parser.add_argument("--version", action="version", version=f"edgevoice {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, func, help_text: str, config: bool = False):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        if config:
+            p.add_argument("--config", default=DEFAULT_PATH,
+                           help=f"config file (default {DEFAULT_PATH})")
+        return p
+
+    p = add("run", _cmd_run, "Run the daemon in the foreground (systemd runs this).", True)
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   help="override [log] level")
+    add("check-config", _cmd_check_config,
+        "Validate the config file; print every problem; exit 0 when valid, 78 when not.", True)
+    add("config", _cmd_config, "Print the effective configuration, secrets masked.", True)
+    add("devices", _cmd_devices, "List ALSA sound devices: name, channels, rates.")
+    p = add("demo", _cmd_demo, "Talk to the built-in local agent: a spoken question goes in, "
+                               "the answer comes out (no cloud account needed).")
+    p.add_argument("--dialect", choices=("xuna", "voiceapi"), default="xuna",
+                   help="which dialect the local agent speaks (default xuna)")
+    p.add_argument("--audio", choices=("file", "alsa"), default="file",
+                   help="file: a shipped question WAV in, answer WAV out (default); "
+                        "alsa: the real microphone and speaker")
+    p.add_argument("--input", help="WAV to use as the question (file audio)")
+    p.add_argument("--output", default="edgevoice-demo-answer.wav",
+                   help="where the speaker's WAV goes (file audio)")
+    p.add_argument("--input-device", default="default", help="alsa: capture device name")
+    p.add_argument("--output-device", default="default", help="alsa: playback device name")
+    p.add_argument("--timeout", type=float, default=30.0, help="give up after this many s")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   default="warning")
+    p = add("localagent", _cmd_localagent,
+            "Run the local stand-in agent alone (for trying the daemon without a cloud).")
+    from edgevoice.localagent import cli as agent_cli
+
+    agent_cli.add_arguments(p)
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130

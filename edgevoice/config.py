@@ -1,0 +1,367 @@
+"""The configuration file: schema, parsing, validation and printing.
+
+One INI file (``/etc/edgevoice/edgevoice.conf``). Each section is a frozen dataclass whose
+fields are the keys; a field's metadata holds its one-line documentation and, for choices,
+the allowed values. :func:`load` reads a file and either returns a :class:`Config` or raises
+:class:`ConfigError` listing *every* problem at once, each with section, key, what is wrong
+and how to fix it.
+
+Secrets (``kind="secret"``) can be written inline (``api_key = ...``), read from a file
+(``api_key_file = PATH``), or come from systemd credentials
+(``$CREDENTIALS_DIRECTORY/<section>_<key>``). They are held as :class:`~edgevoice.redact.Secret`
+and never printed.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import difflib
+import os
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgevoice.redact import MASK, Secret
+
+DEFAULT_PATH = "/etc/edgevoice/edgevoice.conf"
+EX_CONFIG = 78  # sysexits.h: configuration error
+
+
+def _key(doc: str, default: Any = "", *, choices: tuple[str, ...] = (), kind: str = "",
+         minimum: float | None = None, maximum: float | None = None) -> Any:
+    meta = {"doc": doc, "choices": choices, "kind": kind, "min": minimum, "max": maximum}
+    return field(default=default, metadata=meta)
+
+
+PROVIDERS = ("xuna", "voiceapi")
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    provider: str = _key("Which agent dialect to speak.", "xuna", choices=PROVIDERS)
+
+
+@dataclass(frozen=True)
+class XunaSettings:
+    agent_id: str = _key("The agent's id (XUNA dashboard).")
+    api_key: Secret | None = _key(
+        "API key; when set, a signed URL is fetched for every session (private agents).",
+        None, kind="secret")
+    url: str = _key("WebSocket endpoint.", "wss://api.xuna.ai/v1/convai/conversation", kind="ws_url")
+    api_url: str = _key("REST base URL (signed URLs).", "https://api.xuna.ai", kind="http_url")
+    audio_form: str = _key(
+        "How mic audio is sent: audio_event (XUNA) or user_audio_chunk (ElevenLabs form).",
+        "audio_event", choices=("audio_event", "user_audio_chunk"))
+    prompt: str = _key("Override the agent's prompt for this device (empty: agent default).")
+    first_message: str = _key("Override the agent's first message (empty: agent default).")
+    language: str = _key("Override the conversation language, e.g. en (empty: agent default).")
+    voice_id: str = _key("Override the TTS voice id (empty: agent default).")
+
+
+@dataclass(frozen=True)
+class VoiceApiSettings:
+    api_url: str = _key("REST base URL; the token is fetched from {api_url}/api/v1/sdk/token.",
+                        kind="http_url")
+    api_key: Secret | None = _key("API key (Bearer).", None, kind="secret")
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    backend: str = _key("alsa: real devices through PyAudio; file: WAV files, paced in real time.",
+                        "alsa", choices=("alsa", "file"))
+    input_device: str = _key("alsa: capture device name or a unique part of it "
+                             "(see `edgevoice devices`).", "default")
+    output_device: str = _key("alsa: playback device name or a unique part of it.", "default")
+    input_rate: int = _key("alsa: capture rate in Hz; 0 picks one the device accepts "
+                           "(the wire rate if possible).", 0, minimum=0, maximum=192000)
+    output_rate: int = _key("alsa: playback rate in Hz; 0 picks one the device accepts.",
+                            0, minimum=0, maximum=192000)
+    input_file: str = _key("file: WAV (mono PCM16) the microphone hears; silence after its end.",
+                           kind="path")
+    output_file: str = _key("file: WAV written with everything the speaker plays, silence "
+                            "included.", kind="path")
+    playback_buffer_s: float = _key("Seconds of agent audio the playback buffer holds.",
+                                    60.0, minimum=1.0, maximum=600.0)
+    mic_queue_ms: int = _key("Mic audio held while the network stalls; older frames are dropped.",
+                             1000, minimum=100, maximum=60000)
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    connect_timeout: float = _key("Seconds allowed for REST bootstrap and WebSocket connect.",
+                                  10.0, minimum=1.0, maximum=120.0)
+    reconnect_max_delay: float = _key("Cap of the exponential reconnect backoff, seconds.",
+                                      30.0, minimum=1.0, maximum=3600.0)
+    auth_retry_delay: float = _key("Seconds to wait after the server rejects the key.",
+                                   300.0, minimum=1.0, maximum=86400.0)
+    ping_interval: float = _key("Seconds between WebSocket pings (0: off).", 15.0,
+                                minimum=0.0, maximum=600.0)
+    idle_timeout: float = _key("Reconnect when nothing at all arrives for this many seconds.",
+                               45.0, minimum=5.0, maximum=3600.0)
+    max_message_bytes: int = _key("Largest server message accepted; larger ones are skipped.",
+                                  4_000_000, minimum=65536, maximum=64_000_000)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = _key("Log level.", "info", choices=("debug", "info", "warning", "error"))
+
+
+SECTIONS: dict[str, type] = {
+    "agent": AgentSettings,
+    "xuna": XunaSettings,
+    "voiceapi": VoiceApiSettings,
+    "audio": AudioSettings,
+    "session": SessionSettings,
+    "log": LogSettings,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    agent: AgentSettings = AgentSettings()
+    xuna: XunaSettings = XunaSettings()
+    voiceapi: VoiceApiSettings = VoiceApiSettings()
+    audio: AudioSettings = AudioSettings()
+    session: SessionSettings = SessionSettings()
+    log: LogSettings = LogSettings()
+    path: str = ""
+
+    def provider_settings(self) -> Any:
+        """The settings section of the configured provider."""
+        return getattr(self, self.agent.provider)
+
+
+@dataclass(frozen=True)
+class Problem:
+    section: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"[{self.section}] {self.key}" if self.key else f"[{self.section}]"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config file is invalid; ``problems`` lists everything wrong with it."""
+
+    def __init__(self, path: str, problems: list[Problem]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{path}: {len(problems)} problem(s) in the config file:\n{lines}")
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _convert(section: str, name: str, fld: dataclasses.Field, raw: str,
+             problems: list[Problem]) -> Any:
+    """Turn the raw string into the field's type, or record a problem and return None."""
+    meta = fld.metadata
+    kind = meta["kind"]
+    if meta["choices"]:
+        value = raw.strip().lower()
+        if value not in meta["choices"]:
+            allowed = ", ".join(meta["choices"])
+            problems.append(Problem(section, name, f"'{raw}' is not one of: {allowed}"
+                                    + _did_you_mean(value, list(meta["choices"]))))
+            return None
+        return value
+    if fld.type in ("int", "float"):
+        try:
+            number = int(raw) if fld.type == "int" else float(raw)
+        except ValueError:
+            what = "a whole number" if fld.type == "int" else "a number"
+            problems.append(Problem(section, name, f"'{raw}' is not {what}"))
+            return None
+        low, high = meta["min"], meta["max"]
+        if (low is not None and number < low) or (high is not None and number > high):
+            problems.append(Problem(section, name, f"{raw} is out of range; expected "
+                                                   f"{low:g} to {high:g}"))
+            return None
+        return number
+    if kind in ("ws_url", "http_url"):
+        schemes = ("ws", "wss") if kind == "ws_url" else ("http", "https")
+        parts = urllib.parse.urlsplit(raw)
+        if parts.scheme not in schemes or not parts.netloc:
+            problems.append(Problem(section, name, f"'{raw}' is not a {'/'.join(schemes)} URL; "
+                                                   f"expected e.g. {schemes[1]}://host/path"))
+            return None
+    return raw
+
+
+def _read_secret(section: str, name: str, items: dict[str, str], base: Path,
+                 problems: list[Problem]) -> Secret | None:
+    inline = items.pop(name, None)
+    file_key = f"{name}_file"
+    file_path = items.pop(file_key, None)
+    if inline and file_path:
+        problems.append(Problem(section, name, f"set either {name} or {file_key}, not both"))
+        return None
+    if inline:
+        return Secret(inline, "config")
+    if file_path:
+        path = Path(file_path)
+        if not path.is_absolute():
+            path = base / path
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            problems.append(Problem(section, file_key, f"cannot read {path}: {exc.strerror}; "
+                                                       "check the path and its permissions"))
+            return None
+        if not value:
+            problems.append(Problem(section, file_key, f"{path} is empty"))
+            return None
+        return Secret(value, f"file {path}")
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        cred = Path(cred_dir) / f"{section}_{name}"
+        if cred.is_file():
+            try:
+                value = cred.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                problems.append(Problem(section, name, f"cannot read credential {cred}: "
+                                                       f"{exc.strerror}"))
+                return None
+            if value:
+                return Secret(value, f"credential {cred.name}")
+    return None
+
+
+def _parse_section(section: str, cls: type, items: dict[str, str], base: Path,
+                   problems: list[Problem]) -> Any:
+    fields = _fields(cls)
+    values: dict[str, Any] = {}
+    for name, fld in fields.items():
+        if fld.metadata["kind"] == "secret":
+            values[name] = _read_secret(section, name, items, base, problems)
+    for name, raw in items.items():
+        if name not in fields:
+            known = list(fields) + [f"{n}_file" for n, f in fields.items()
+                                    if f.metadata["kind"] == "secret"]
+            problems.append(Problem(section, name, "unknown key" + _did_you_mean(name, known)
+                                    + f" (known keys: {', '.join(sorted(fields))})"))
+            continue
+        value = _convert(section, name, fields[name], raw.strip(), problems)
+        if value is not None:
+            values[name] = value
+    return cls(**values)
+
+
+def _check_combination(cfg: Config, problems: list[Problem]) -> None:
+    """Rules that involve more than one key."""
+    provider = cfg.agent.provider
+    if provider == "xuna" and not cfg.xuna.agent_id:
+        problems.append(Problem("xuna", "agent_id", "missing; the xuna provider needs the "
+                                "agent's id (agent_id = ...)"))
+    if provider == "voiceapi":
+        if not cfg.voiceapi.api_url:
+            problems.append(Problem("voiceapi", "api_url", "missing; set the Voice API base URL "
+                                    "(api_url = https://...)"))
+        if not cfg.voiceapi.api_key:
+            problems.append(Problem("voiceapi", "api_key", "missing; set api_key or api_key_file"))
+    if cfg.audio.backend == "file":
+        if cfg.audio.input_file and not Path(cfg.audio.input_file).is_file():
+            problems.append(Problem("audio", "input_file", f"{cfg.audio.input_file} does not "
+                                    "exist; give a WAV file or leave it empty for silence"))
+        if not cfg.audio.output_file:
+            problems.append(Problem("audio", "output_file", "missing; the file backend writes "
+                                    "what the speaker plays to this WAV"))
+        elif not Path(cfg.audio.output_file).parent.is_dir():
+            problems.append(Problem("audio", "output_file", "its folder "
+                                    f"{Path(cfg.audio.output_file).parent} does not exist"))
+
+
+def parse(text: str, path: str = "<config>") -> Config:
+    """Parse config text; raise :class:`ConfigError` with every problem found."""
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"),
+                                       default_section="__defaults_unused__", strict=True)
+    parser.optionxform = str  # keys are case-sensitive, as documented
+    try:
+        parser.read_string(text, source=path)
+    except configparser.DuplicateOptionError as exc:
+        raise ConfigError(path, [Problem(exc.section, exc.option,
+                                         f"set twice (line {exc.lineno}); keep one")]) from None
+    except configparser.DuplicateSectionError as exc:
+        raise ConfigError(path, [Problem(exc.section, "", f"section appears twice (line "
+                                         f"{exc.lineno}); merge them")]) from None
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(path, [Problem("?", "", f"line {exc.lineno}: a key before any "
+                                         "[section] header; start with e.g. [agent]")]) from None
+    except configparser.ParsingError as exc:
+        bad = "; ".join(f"line {lineno}: {line.strip()!r}" for lineno, line in exc.errors)
+        raise ConfigError(path, [Problem("?", "", f"cannot parse {bad}; expected "
+                                         "'key = value'")]) from None
+    problems: list[Problem] = []
+    base = Path(path).parent if path and not path.startswith("<") else Path.cwd()
+    sections: dict[str, Any] = {}
+    for name in parser.sections():
+        if name not in SECTIONS:
+            problems.append(Problem(name, "", "unknown section" + _did_you_mean(name, list(SECTIONS))
+                                    + f" (known sections: {', '.join(SECTIONS)})"))
+            continue
+        sections[name] = _parse_section(name, SECTIONS[name], dict(parser.items(name)), base,
+                                        problems)
+    for name, cls in SECTIONS.items():
+        if name not in sections:
+            sections[name] = _parse_section(name, cls, {}, base, problems)
+    cfg = Config(**sections, path=path)
+    _check_combination(cfg, problems)
+    if problems:
+        raise ConfigError(path, problems)
+    return cfg
+
+
+def load(path: str) -> Config:
+    """Read and validate the config file at ``path``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, [Problem("file", "", f"{path} does not exist; copy the example "
+                                         "config/edgevoice.conf there")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [Problem("file", "", f"cannot read {path}: {exc}")]) from None
+    return parse(text, path)
+
+
+def render(cfg: Config) -> str:
+    """The effective configuration as INI text, every secret masked."""
+    out = [f"# effective configuration of {cfg.path or '<defaults>'}"]
+    for name in SECTIONS:
+        out.append(f"\n[{name}]")
+        settings = getattr(cfg, name)
+        for fld in dataclasses.fields(settings):
+            value = getattr(settings, fld.name)
+            if isinstance(value, Secret):
+                out.append(f"{fld.name} = {MASK}    # from {value.source}")
+            elif value is None:
+                out.append(f"{fld.name} =")
+            else:
+                out.append(f"{fld.name} = {value}")
+    return "\n".join(out) + "\n"
+
+
+def ini_text(sections: dict[str, dict[str, str]]) -> str:
+    """Write ``{section: {key: value}}`` as INI text (for the demo, tests and the bench)."""
+    lines: list[str] = []
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {value}" for key, value in keys.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def documented_keys() -> dict[str, list[str]]:
+    """Every section and key the schema knows (for docs and tests)."""
+    return {name: [f.name for f in dataclasses.fields(cls)] for name, cls in SECTIONS.items()}

@@ -1,0 +1,7 @@
+"""``python -m edgevoice.localagent --dialect xuna``: run the local agent by hand."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

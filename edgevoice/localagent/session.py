@@ -1,0 +1,283 @@
+"""The per-connection loop shared by both dialects.
+
+A :class:`Session` runs entirely in the websockets server's per-connection thread. It
+never blocks for long: it alternates between timed work (reply chunks that became due,
+pings, scheduled closes) and ``recv`` with a short timeout, so user audio keeps being read
+while a reply streams out. That is what lets barge-in be detected mid-reply.
+
+Dialect subclasses (:mod:`.xuna`, :mod:`.voiceapi`) provide the wire format through the
+``on_*`` / ``send_*`` hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import soxr
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+from websockets.sync.server import ServerConnection
+
+from .listener import SAMPLE_RATE, SpeechEnded, SpeechStarted, UtteranceListener
+from .options import AgentOptions
+from .reply import ReplyStream
+
+if TYPE_CHECKING:
+    from .server import LocalAgent
+
+log = logging.getLogger(__name__)
+
+
+def dumps(message: dict[str, Any]) -> str:
+    """Compact JSON text for the wire."""
+    return json.dumps(message, separators=(",", ":"))
+
+#: Longest the loop sleeps in ``recv``: bounds how fast run-time option changes take effect.
+MAX_WAIT_S = 0.05
+
+
+class EndSession(Exception):
+    """Raised inside a session to leave its loop (the socket is already being closed)."""
+
+
+class Session:
+    """One conversation over one WebSocket connection."""
+
+    dialect = "?"
+    output_rate = SAMPLE_RATE
+    conversation_id = ""
+
+    def __init__(self, agent: LocalAgent, ws: ServerConnection, auth: dict[str, Any]) -> None:
+        self.agent = agent
+        self.ws = ws
+        self.auth = auth
+        opts = self.options
+        self.listener = UtteranceListener(
+            opts.vad_mode, opts.end_silence_ms, opts.min_speech_ms, opts.max_utterance_s
+        )
+        self.opened_at = time.monotonic()
+        self.reply: ReplyStream | None = None
+        self.replies = 0
+        self.audio_bytes = 0
+        self.closed_by_server: tuple[int, str] | None = None
+
+    @property
+    def options(self) -> AgentOptions:
+        return self.agent.options
+
+    # --- hooks for dialects -------------------------------------------------------
+    def authenticate(self) -> bool:
+        """Run any in-band authentication; False ends the session (already closed)."""
+        return True
+
+    def on_open(self) -> None:
+        """Send the opening messages."""
+
+    def on_text(self, text: str) -> None:
+        raise NotImplementedError
+
+    def on_binary(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def on_tick(self, now: float) -> float | None:
+        """Dialect timed work (pings). Returns the next time it wants to run."""
+        return None
+
+    def send_reply_intro(self, reply: ReplyStream, seconds: float) -> None:
+        """Messages sent before the first reply chunk (transcripts)."""
+
+    def send_reply_chunk(self, reply: ReplyStream, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def send_interruption(self, reply: ReplyStream) -> None:
+        """Tell the client the reply was cut off (if the dialect can)."""
+
+    def garbage(self) -> list[str | bytes]:
+        """Malformed messages sent when ``options.send_garbage`` is on."""
+        return []
+
+    def close_normally(self, reason: str) -> None:
+        """Server-initiated normal end of session (close_after_s / close_after_reply)."""
+        self.close(1000, reason)
+
+    # --- helpers for dialects -----------------------------------------------------
+    def send(self, message: str | bytes) -> None:
+        self.ws.send(message)
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection with ``code`` and leave the loop."""
+        self.closed_by_server = (code, reason)
+        self.ws.close(code, reason)
+        raise EndSession
+
+    def record(self, kind: str, **data: Any) -> None:
+        self.agent.log.record(kind, conversation=self.conversation_id, **data)
+
+    def take_user_audio(self, pcm: bytes) -> None:
+        """Account for, endpoint and barge-in-check user audio (PCM16 16 kHz)."""
+        if len(pcm) % 2:
+            self.record("client_malformed", reason="odd-length audio", bytes=len(pcm))
+            pcm = pcm[:-1]
+        if not pcm:
+            return
+        if self.audio_bytes == 0:
+            self.record("audio_first", bytes=len(pcm))
+        self.audio_bytes += len(pcm)
+        self.agent.add_audio_seconds(len(pcm) / 2 / SAMPLE_RATE)
+        for frame in self.listener.frames(pcm):
+            result = self.listener.process(frame)
+            now = time.monotonic()
+            if isinstance(result, SpeechStarted):
+                self.record("user_speech_start", at=result.at)
+            elif isinstance(result, SpeechEnded):
+                self.record("user_speech_end", seconds=result.seconds, at=result.at)
+                if self.reply is not None and self.reply.playing(now):
+                    self.interrupt(now)
+                self.start_reply(result)
+            if (
+                self.reply is not None
+                and self.reply.playing(now)
+                and self.listener.voiced_ms >= self.options.barge_in_ms
+            ):
+                self.interrupt(now)
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.audio_bytes / 2 / SAMPLE_RATE
+
+    # --- replies ------------------------------------------------------------------
+    def reply_audio(self, utterance_pcm: bytes) -> bytes:
+        """The utterance resampled to the output rate."""
+        if self.output_rate == SAMPLE_RATE:
+            return utterance_pcm
+        samples = np.frombuffer(utterance_pcm, dtype="<i2")
+        return soxr.resample(samples, SAMPLE_RATE, self.output_rate).astype("<i2").tobytes()
+
+    def chunk_bytes(self) -> int:
+        samples = max(1, self.output_rate * self.options.chunk_ms // 1000)
+        return samples * 2
+
+    def start_reply(self, utterance: SpeechEnded) -> None:
+        self.replies += 1
+        pcm = self.reply_audio(utterance.pcm)
+        reply = ReplyStream(self.replies, pcm, self.output_rate, self.chunk_bytes(), self.options.reply_lead_s)
+        self.reply = reply
+        self.send_reply_intro(reply, utterance.seconds)
+        self.record("reply_start", event_id=reply.event_id, seconds=reply.seconds)
+        self.pump_reply(time.monotonic())
+
+    def pump_reply(self, now: float) -> None:
+        reply = self.reply
+        if reply is None or reply.cancelled:
+            return
+        for chunk in reply.due(now):
+            self.send_reply_chunk(reply, chunk)
+        if reply.fully_sent:
+            self._record_reply_end(reply, interrupted=False)
+
+    def _record_reply_end(self, reply: ReplyStream, interrupted: bool) -> None:
+        """Every reply ends with exactly one ``reply_end``: fully sent, or cut short."""
+        if not reply.end_recorded:
+            reply.end_recorded = True
+            self.record("reply_end", event_id=reply.event_id, seconds=reply.sent_seconds, interrupted=interrupted)
+
+    def interrupt(self, now: float) -> None:
+        reply = self.reply
+        if reply is None or reply.cancelled:
+            return
+        reply.cancel()
+        played = now - reply.start if reply.start is not None else 0.0
+        self.send_interruption(reply)
+        self.record(
+            "interrupted",
+            event_id=reply.event_id,
+            t=now,
+            played_s=round(played, 3),
+            sent_s=reply.sent_seconds,
+        )
+        self._record_reply_end(reply, interrupted=True)
+
+    # --- the loop -------------------------------------------------------------------
+    def run(self) -> None:
+        """Serve the connection until either side closes it or the agent stops."""
+        try:
+            if not self.authenticate():
+                return
+            self.on_open()
+            if self.options.send_garbage:
+                messages = self.garbage()
+                for message in messages:
+                    self.send(message)
+                self.record("garbage_sent", count=len(messages))
+            while True:
+                self._step()
+        except EndSession:
+            pass
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("%s session %s failed", self.dialect, self.conversation_id or "?")
+        finally:
+            by = "server" if self.closed_by_server else "client"
+            code, reason = self.closed_by_server or (self.ws.close_code, self.ws.close_reason)
+            self.record("ws_closed", by=by, code=code, reason=reason, audio_s=round(self.audio_seconds, 3))
+
+    def _step(self) -> None:
+        if self.agent.stopping.is_set():
+            self.close(1001, "local agent stopping")
+        if self.options.stall:
+            self._stall()
+        now = time.monotonic()
+        wake = self._timed_work(now)
+        wait = MAX_WAIT_S if wake is None else min(MAX_WAIT_S, max(0.0, wake - time.monotonic()))
+        try:
+            message = self.ws.recv(timeout=wait)
+        except TimeoutError:
+            return
+        if isinstance(message, bytes):
+            self.on_binary(message)
+        else:
+            self.on_text(message)
+
+    def _stall(self) -> None:
+        """Go silent for good: a stalled session never recovers, like a dead link.
+
+        Turning ``options.stall`` off afterwards only spares sessions that have not
+        stalled yet (a client's replacement session). The websockets library keeps
+        reading into its small receive queue until that fills, then stops reading.
+        """
+        self.record("stalled")
+        while not self.agent.stopping.is_set():
+            if self.ws.state is State.CLOSED:
+                raise EndSession
+            self.agent.stopping.wait(MAX_WAIT_S)
+        self.close(1001, "local agent stopping")
+
+    def _timed_work(self, now: float) -> float | None:
+        """Do what is due; return the earliest time something else becomes due."""
+        wakes: list[float] = []
+        close_after = self.options.close_after_s
+        if close_after is not None:
+            if now >= self.opened_at + close_after:
+                self.close_normally("close_after_s")
+            wakes.append(self.opened_at + close_after)
+        self.pump_reply(now)
+        reply = self.reply
+        if reply is not None:
+            due = reply.next_due_at()
+            if due is not None:
+                wakes.append(due)
+            if self.options.close_after_reply and reply.fully_sent and not reply.cancelled:
+                ends = reply.ends_at
+                if ends is not None and now >= ends:
+                    self.close_normally("close_after_reply")
+                elif ends is not None:
+                    wakes.append(ends)
+        dialect_wake = self.on_tick(now)
+        if dialect_wake is not None:
+            wakes.append(dialect_wake)
+        return min(wakes) if wakes else None

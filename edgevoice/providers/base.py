@@ -1,0 +1,210 @@
+"""The provider interface: every agent dialect is a pure translator.
+
+A provider turns config into *how to open a session* (an optional REST bootstrap request,
+then a URL, headers and first messages), mic frames into wire messages, and wire messages
+into a small set of typed events. It owns no thread, socket or audio device, so each one
+is tested from recorded messages alone. The session (``edgevoice.session``) does the I/O.
+
+Lifecycle of one session::
+
+    req = provider.bootstrap_request()            # None: no REST step
+    plan = provider.connect_plan(response)        # response of req, or None
+    ... connect to plan.url with plan.headers, send plan.first_messages ...
+    for message in websocket: events = provider.decode(message)
+    wire = provider.encode_audio(frame)           # once streaming
+    outcome = provider.close_outcome(code, reason)  # when the socket closes
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Sequence, Union
+
+log = logging.getLogger(__name__)
+
+Wire = Union[str, bytes]  # str: a text frame, bytes: a binary frame
+
+
+# -- bootstrap ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    what: str = "bootstrap"  # for log lines: "signed URL", "session token", ...
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    body: Any  # parsed JSON, or None when the body was not JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConnectPlan:
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    first_messages: tuple[Wire, ...] = ()
+    stream_on_open: bool = False  # True: send mic audio right away; else wait for Ready
+    secrets: tuple[str, ...] = ()  # run-time tokens to scrub from logs
+
+
+# -- how a session ended, and what to do next -------------------------------------------------
+@dataclass(frozen=True)
+class Outcome:
+    """Why a session ended. ``retry``: "soon" (normal backoff), "auth" (the key is wrong or
+    the device is disabled: wait long), "later" (``retry_after`` seconds)."""
+
+    reason: str
+    retry: str = "soon"
+    retry_after: float | None = None
+
+
+class SessionFailed(Exception):
+    """Opening a session failed; carries the :class:`Outcome`."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
+
+
+def http_failure(resp: HttpResponse, what: str, auth_hint: str) -> SessionFailed:
+    """Map a failed REST bootstrap answer to an outcome (401/403 → auth, 429 → later)."""
+    if resp.status in (401, 403):
+        return SessionFailed(Outcome(f"{what} rejected with HTTP {resp.status}: {auth_hint}",
+                                     "auth"))
+    if resp.status == 429:
+        after = _retry_after(resp.headers)
+        return SessionFailed(Outcome(f"{what}: rate limited (HTTP 429)", "later", after))
+    return SessionFailed(Outcome(f"{what} failed with HTTP {resp.status}"))
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return None
+    return None
+
+
+# -- events ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The server is ready for mic audio."""
+    session_id: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFormat:
+    """The agent's audio will come at ``rate`` Hz."""
+    rate: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAudio:
+    pcm: bytes
+    response_id: Any = None  # xuna: the audio event_id (int) of the response
+
+
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    """The server says the user talked over the agent: stop playback now."""
+    response_id: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    role: str  # "user" | "agent"
+    text: str
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Send this message back at once (a pong, a tool result)."""
+    message: Wire
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something worth a log line at ``level``."""
+    text: str
+    level: int = logging.INFO
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A message that could not be understood; logged (rate-limited) and skipped."""
+    reason: str
+
+
+Event = Union[Ready, OutputFormat, AgentAudio, Interruption, Transcript, Reply, Notice, Ended,
+              Malformed]
+
+
+class Provider:
+    """Base class; see the module docstring for the lifecycle."""
+
+    name = "base"
+    mic_rate = 16000      # Hz of the PCM the provider sends
+    output_rate = 16000   # Hz of the agent audio it receives (may change by OutputFormat)
+
+    def bootstrap_request(self) -> HttpRequest | None:
+        return None
+
+    def connect_plan(self, response: HttpResponse | None) -> ConnectPlan:
+        raise NotImplementedError
+
+    def encode_audio(self, frame: bytes) -> Sequence[Wire]:
+        raise NotImplementedError
+
+    def decode(self, message: Wire) -> list[Event]:
+        raise NotImplementedError
+
+    def user_activity(self) -> Wire | None:
+        """A message saying the user is present (button press), if the dialect has one."""
+        return None
+
+    def close_outcome(self, code: int | None, reason: str) -> Outcome:
+        return Outcome(f"server closed the connection (code {code}{', ' + reason if reason else ''})")
+
+    def auth_outcome(self, status: int) -> Outcome:
+        """The WebSocket handshake was refused with HTTP ``status``."""
+        if status in (401, 403):
+            return Outcome(f"WebSocket handshake refused (HTTP {status}): check the agent id and "
+                           "API key", "auth")
+        return Outcome(f"WebSocket handshake refused (HTTP {status})")
+
+
+def parse_json_object(message: Wire) -> dict | Malformed:
+    """Parse a text frame that must be a JSON object; Malformed otherwise."""
+    if isinstance(message, (bytes, bytearray)):
+        return Malformed(f"unexpected binary message of {len(message)} bytes")
+    try:
+        obj = json.loads(message)
+    except ValueError:
+        return Malformed(f"not JSON: {message[:60]!r}")
+    if not isinstance(obj, dict):
+        return Malformed(f"JSON but not an object: {type(obj).__name__}")
+    return obj
+
+
+def dig(obj: Any, *path: str) -> Any:
+    """``obj[path[0]][path[1]]...`` or None when any step is missing or not a dict."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj

@@ -1,0 +1,459 @@
+"""One conversation with the agent: bootstrap, WebSocket, the send and receive threads.
+
+Threads of a session (the audio engine's capture and player threads outlive it):
+
+- ``edgevoice-send``: takes mic frames from the bounded :class:`MicQueue`, encodes them
+  with the provider and sends them. Frames are only queued while the server is ready.
+- ``edgevoice-recv``: reads WebSocket messages, decodes them with the provider, puts agent
+  audio straight into the playback buffer (resampled to the speaker), handles interruptions
+  and replies (pong) at once, and passes everything else to the session thread.
+- the caller's thread (:meth:`Session.run`): the state machine; logs transcripts, watches
+  liveness, sends WebSocket pings, decides when the session is over.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import requests
+import websocket
+
+from edgevoice import redact
+from edgevoice.logsetup import RateLimitedLog
+from edgevoice.providers.base import (AgentAudio, Ended, HttpResponse, Interruption, Malformed,
+                                      Notice, Outcome, OutputFormat, Provider, Ready, Reply,
+                                      SessionFailed, Transcript)
+
+log = logging.getLogger(__name__)
+
+SPEAKING_HOLD_S = 0.3  # the agent counts as speaking until this long after the buffer empties
+
+
+@dataclass
+class Stats:
+    """Counters kept across sessions (the demo and the bench print them)."""
+
+    sessions_started: int = 0
+    sessions_streaming: int = 0
+    frames_sent: int = 0
+    frames_dropped: int = 0          # oldest mic frames dropped because the network stalled
+    agent_audio_bytes: int = 0       # at the agent's own rate
+    agent_audio_seconds: float = 0.0
+    late_chunks_dropped: int = 0     # agent audio of an interrupted response
+    interruptions: int = 0
+    pongs_sent: int = 0
+    malformed: int = 0
+    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=50000))
+    send_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=50000))
+
+    def latency_percentiles(self) -> dict[str, float]:
+        values = sorted(self.latencies)
+        if not values:
+            return {"p50_ms": float("nan"), "p99_ms": float("nan")}
+        pick = lambda q: values[min(len(values) - 1, int(q * len(values)))] * 1000.0
+        return {"p50_ms": round(pick(0.50), 3), "p99_ms": round(pick(0.99), 3)}
+
+
+class MicQueue:
+    """Bounded queue of (frame, t_captured). ``put`` never blocks: when full the oldest
+    frame is dropped and counted."""
+
+    def __init__(self, max_frames: int) -> None:
+        self._items: collections.deque = collections.deque()
+        self._max = max_frames
+        self._cond = threading.Condition(threading.Lock())
+        self.dropped = 0
+
+    def put(self, frame: bytes, t: float) -> None:
+        with self._cond:
+            if len(self._items) >= self._max:
+                self._items.popleft()
+                self.dropped += 1
+            self._items.append((frame, t))
+            self._cond.notify()
+
+    def get(self, timeout: float) -> tuple[bytes, float] | None:
+        with self._cond:
+            if not self._items and not self._cond.wait(timeout):
+                return None
+            return self._items.popleft() if self._items else None
+
+    def clear(self) -> None:
+        with self._cond:
+            self._items.clear()
+
+
+class LateAudioFilter:
+    """Drops agent audio that belongs to an interrupted response.
+
+    xuna tags audio with an increasing ``event_id``; after an interruption every chunk whose
+    id is at or below the interrupted one is late (ids compare as numbers, other ids by
+    equality). Audio without ids always passes.
+    """
+
+    def __init__(self) -> None:
+        self.cutoff: Any = None
+        self.last_id: Any = None
+
+    def interrupt(self, response_id: Any) -> None:
+        self.cutoff = response_id if response_id is not None else self.last_id
+
+    def admit(self, response_id: Any) -> bool:
+        if response_id is None:
+            return True
+        cutoff = self.cutoff
+        if cutoff is not None:
+            if isinstance(response_id, int) and isinstance(cutoff, int):
+                if response_id <= cutoff:
+                    return False
+            elif response_id == cutoff:
+                return False
+        self.last_id = response_id
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    code: int | None
+    reason: str
+
+
+StateCallback = Callable[[str, str], None]
+
+
+def _interruptible(fn: Callable[[], Any], stop: threading.Event, timeout: float,
+                   name: str) -> Any:
+    """Run a blocking network call in a helper thread so that a stop request does not wait
+    for it (DNS and TCP connects cannot be cancelled). Returns its result or re-raises."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+        done.set()
+
+    threading.Thread(target=target, name=f"edgevoice-{name}", daemon=True).start()
+    deadline = time.monotonic() + timeout + 1.0
+    while not done.wait(0.05):
+        if stop.is_set():
+            raise SessionFailed(Outcome("stopped", "stopped"))
+        if time.monotonic() > deadline:
+            raise SessionFailed(Outcome(f"{name} timed out"))
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+class Session:
+    """Runs one session to its end; :meth:`run` returns the :class:`Outcome`."""
+
+    def __init__(self, provider: Provider, engine, settings, stats: Stats,
+                 stop: threading.Event, on_state: StateCallback,
+                 mic_frames: int = 50, http: requests.Session | None = None) -> None:
+        self.provider = provider
+        self.engine = engine
+        self.settings = settings
+        self.stats = stats
+        self.stop = stop
+        self.on_state = on_state
+        self.http = http or requests.Session()
+        self.session_id: str | None = None
+        self.mic = MicQueue(max(5, mic_frames))
+        self._ws: websocket.WebSocket | None = None
+        self._events: queue.Queue = queue.Queue(maxsize=2000)
+        self._streaming = threading.Event()
+        self._closed = threading.Event()
+        self._late = LateAudioFilter()
+        self._bad = RateLimitedLog(log, 10.0)
+        self._last_rx = time.monotonic()
+        self._threads: list[threading.Thread] = []
+        self.streamed_since: float | None = None
+
+    # -- public ---------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        self.stats.sessions_started += 1
+        try:
+            self._open()
+        except SessionFailed as exc:
+            return exc.outcome
+        try:
+            return self._loop()
+        finally:
+            self._teardown()
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return list(self._threads)
+
+    # -- opening --------------------------------------------------------------------------
+    def _open(self) -> None:
+        s = self.settings
+        provider = self.provider
+        request = provider.bootstrap_request()
+        response = None
+        if request is not None:
+            self.on_state("connecting", f"requesting {request.what}")
+            response = _interruptible(lambda: self._http(request), self.stop,
+                                      s.connect_timeout, "bootstrap")
+        plan = provider.connect_plan(response)
+        for secret in plan.secrets:
+            redact.register(secret)
+        shown = redact.redact_url(plan.url)
+        self.on_state("connecting", f"connecting to {provider.name} at {shown}")
+        log.info("connecting to %s agent at %s", provider.name, shown)
+        self._ws = _interruptible(lambda: self._connect(plan), self.stop, s.connect_timeout,
+                                  "connect")
+        self._last_rx = time.monotonic()
+        for message in plan.first_messages:
+            self._send(message)
+        self._start_thread("recv", self._receive_loop)
+        self._start_thread("send", self._send_loop)
+        if plan.stream_on_open:
+            self._begin_streaming(Ready(None, "connected"))
+
+    def _http(self, request) -> HttpResponse:
+        try:
+            resp = self.http.request(request.method, request.url, headers=request.headers,
+                                     json=request.json, timeout=self.settings.connect_timeout)
+        except requests.RequestException as exc:
+            raise SessionFailed(Outcome(f"{request.what} failed: "
+                                        f"{redact.describe_error(exc)}")) from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        return HttpResponse(resp.status_code, body, dict(resp.headers))
+
+    def _connect(self, plan) -> websocket.WebSocket:
+        try:
+            ws = websocket.create_connection(
+                plan.url, header=[f"{k}: {v}" for k, v in plan.headers.items()],
+                timeout=self.settings.connect_timeout, enable_multithread=True,
+                skip_utf8_validation=True)
+        except websocket.WebSocketBadStatusException as exc:
+            raise SessionFailed(self.provider.auth_outcome(exc.status_code)) from None
+        except (websocket.WebSocketException, OSError) as exc:
+            raise SessionFailed(Outcome("cannot connect: " + redact.describe_error(exc))) from None
+        ws.settimeout(None)  # threads block; teardown aborts the socket to wake them
+        return ws
+
+    def _start_thread(self, name: str, target) -> None:
+        thread = threading.Thread(target=target, name=f"edgevoice-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # -- the session thread -----------------------------------------------------------------
+    def _loop(self) -> Outcome:
+        s = self.settings
+        next_ping = time.monotonic() + s.ping_interval if s.ping_interval else float("inf")
+        speaking = False
+        buffer = self.engine.buffer
+        last_audio = 0.0
+        while True:
+            if self.stop.is_set():
+                return Outcome("stopped", "stopped")
+            try:
+                event = self._events.get(timeout=0.1)
+            except queue.Empty:
+                event = None
+            if event is not None:
+                outcome = self._handle(event)
+                if outcome is not None:
+                    return outcome
+            now = time.monotonic()
+            if now - self._last_rx > s.idle_timeout:
+                return Outcome(f"nothing received for {s.idle_timeout:g} s; connection presumed "
+                               "dead")
+            if now >= next_ping:
+                next_ping = now + s.ping_interval
+                try:
+                    self._ws.ping()
+                except (websocket.WebSocketException, OSError):
+                    pass  # the receive thread reports the broken connection
+            if self._streaming.is_set():
+                if buffer.buffered_bytes and not buffer.paused:
+                    last_audio = now
+                now_speaking = now - last_audio < SPEAKING_HOLD_S
+                if now_speaking != speaking:
+                    speaking = now_speaking
+                    self.on_state("speaking" if speaking else "listening", "")
+
+    def _handle(self, event) -> Outcome | None:
+        if isinstance(event, Transcript):
+            log.info("%s: %s", "user" if event.role == "user" else "agent", event.text)
+        elif isinstance(event, Ready):
+            self._begin_streaming(event)
+        elif isinstance(event, Interruption):
+            log.info("agent interrupted by the server (response %s)", event.response_id)
+        elif isinstance(event, OutputFormat):
+            log.info("agent audio arrives at %d Hz", event.rate)
+        elif isinstance(event, Notice):
+            log.log(event.level, "%s", event.text)
+        elif isinstance(event, Malformed):
+            self.stats.malformed += 1
+            self._bad.warning(event.reason[:24], "skipped a bad message from the server: %s",
+                              event.reason)
+        elif isinstance(event, Ended):
+            return event.outcome
+        elif isinstance(event, _Closed):
+            return self.provider.close_outcome(event.code, event.reason)
+        return None
+
+    def _begin_streaming(self, event: Ready) -> None:
+        if event.session_id:
+            self.session_id = event.session_id
+            log.info("conversation %s started", event.session_id)
+        if self._streaming.is_set():
+            return
+        self.mic.clear()
+        self._streaming.set()
+        self.streamed_since = time.monotonic()
+        self.stats.sessions_streaming += 1
+        self.on_state("listening", f"connected to {self.provider.name} agent")
+
+    def offer_frame(self, frame: bytes, t: float) -> None:
+        """The capture thread's sink: queue a mic frame if the server wants audio."""
+        if self._streaming.is_set():
+            self.mic.put(frame, t)
+
+    # -- send thread --------------------------------------------------------------------------
+    def _send(self, message) -> None:
+        ws = self._ws
+        if isinstance(message, (bytes, bytearray)):
+            ws.send_binary(message)
+        else:
+            ws.send(message)
+
+    def _send_loop(self) -> None:
+        encode = self.provider.encode_audio
+        get = self.mic.get
+        stats = self.stats
+        latencies = stats.latencies
+        send_times = stats.send_times
+        send = self._send
+        while not self._closed.is_set():
+            if not self._streaming.wait(0.2):
+                continue
+            item = get(0.2)
+            if item is None:
+                continue
+            frame, captured = item
+            try:
+                for message in encode(frame):
+                    send(message)
+            except (websocket.WebSocketException, OSError) as exc:
+                if not self._closed.is_set():
+                    self._put(_Closed(None, "send failed: " + redact.describe_error(exc)))
+                return
+            stats.frames_sent += 1
+            now = time.monotonic()
+            latencies.append(now - captured)
+            send_times.append(now)
+
+    # -- receive thread -------------------------------------------------------------------------
+    def _receive_loop(self) -> None:
+        ws = self._ws
+        limit = self.settings.max_message_bytes
+        while not self._closed.is_set():
+            try:
+                opcode, frame = ws.recv_data_frame(True)
+            except (websocket.WebSocketException, OSError, ValueError) as exc:
+                if not self._closed.is_set():
+                    self._put(_Closed(None, "connection lost: " + redact.describe_error(exc)))
+                return
+            self._last_rx = time.monotonic()
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                code, reason = _close_details(frame.data)
+                self._put(_Closed(code, reason))
+                return
+            if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                continue
+            data = frame.data
+            if len(data) > limit:
+                self._put(Malformed(f"message of {len(data)} bytes is over the "
+                                    f"{limit}-byte limit"))
+                continue
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                try:
+                    data = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    self._put(Malformed("text message that is not UTF-8"))
+                    continue
+            try:
+                events = self.provider.decode(data)
+            except Exception as exc:  # a decoder bug must not end the session
+                log.debug("decoder failed", exc_info=True)
+                events = [Malformed(f"could not decode message ({type(exc).__name__})")]
+            for event in events:
+                self._dispatch(event)
+
+    def _dispatch(self, event) -> None:
+        """Handle an event on the receive thread: audio and interruptions must not wait."""
+        if isinstance(event, AgentAudio):
+            if not self._late.admit(event.response_id):
+                self.stats.late_chunks_dropped += 1
+                return
+            rate = self.provider.output_rate
+            self.stats.agent_audio_bytes += len(event.pcm)
+            self.stats.agent_audio_seconds += len(event.pcm) / 2 / rate
+            self.engine.play(event.pcm, rate, event.response_id)
+        elif isinstance(event, Interruption):
+            response = self._late.last_id if event.response_id is None else event.response_id
+            played = self.engine.buffer.played_of(response) / 2 / self.engine.playback.rate
+            dropped = self.engine.flush_playback() / 2 / self.engine.playback.rate
+            self._late.interrupt(event.response_id)
+            self.stats.interruptions += 1
+            log.info("interruption: %.2f s of response %s reached the speaker, %.2f s dropped",
+                     played, response, dropped)
+            self._put(event)
+        elif isinstance(event, Reply):
+            try:
+                self._send(event.message)
+                self.stats.pongs_sent += 1
+            except (websocket.WebSocketException, OSError):
+                pass  # the broken connection is reported by recv
+        else:
+            self._put(event)
+
+    def _put(self, event) -> None:
+        try:
+            self._events.put_nowait(event)
+        except queue.Full:
+            self.stats.malformed += 1  # a flood of events; the session thread is behind
+
+    # -- teardown ----------------------------------------------------------------------------
+    def _teardown(self) -> None:
+        self._closed.set()
+        self._streaming.clear()
+        ws = self._ws
+        if ws is not None:
+            try:
+                if not self.stop.is_set() and ws.connected:
+                    ws.send_close()
+            except (websocket.WebSocketException, OSError):
+                pass
+            ws.abort()
+        for thread in self._threads:
+            thread.join(1.0)
+        if ws is not None:
+            try:
+                ws.close(timeout=0.1)
+            except (websocket.WebSocketException, OSError):
+                pass
+
+
+def _close_details(data: bytes) -> tuple[int | None, str]:
+    if len(data) >= 2:
+        code = int.from_bytes(data[:2], "big")
+        return code, data[2:].decode("utf-8", "replace")[:120]
+    return None, ""
+

@@ -1,0 +1,198 @@
+"""The whole daemon against the local agent on loopback, file audio, both dialects.
+
+The output WAV is the speaker's timeline on the same clock as the input WAV, so the tests
+read from it when the agent was audible and compare that with what the agent did.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import audible_spans, question, read_wav, write_wav
+
+DAEMON_THREADS = ("edgevoice-capture", "edgevoice-player", "edgevoice-send", "edgevoice-recv")
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    """Wait for a condition on state the daemon updates (polled; no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def envelope(samples: np.ndarray, rate: int) -> np.ndarray:
+    hop = rate // 50
+    n = len(samples) // hop
+    return np.sqrt((samples[: n * hop].astype(np.float64).reshape(n, hop) ** 2).mean(axis=1))
+
+
+def answer_matches_question(answer: np.ndarray, rate: int) -> float:
+    """Correlation of the 20 ms loudness envelopes of the answer and the question's speech
+    (the local agent parrots the question back)."""
+    q, q_rate = question()
+    (start, end), = audible_spans(q, q_rate)[:1]
+    qe = envelope(q[int(start * q_rate):int(end * q_rate)], q_rate)
+    ae = envelope(answer, rate)
+    best = 0.0
+    for shift in range(0, max(1, len(ae) - len(qe) + 1)):
+        seg = ae[shift:shift + len(qe)]
+        if len(seg) == len(qe):
+            best = max(best, float(np.corrcoef(seg, qe)[0, 1]))
+    return best
+
+
+def speaker_spans(handle):
+    samples, rate = read_wav(handle.output)
+    return samples, rate, audible_spans(samples, rate)
+
+
+def drained(handle) -> bool:
+    return handle.daemon.engine.buffer.buffered_bytes == 0
+
+
+@pytest.mark.parametrize("private,rate", [(False, 16000), (True, 24000)])
+def test_xuna_question_in_answer_out_with_pings(make_agent, run_daemon, private, rate):
+    agent = make_agent("xuna", ping_interval=0.4, private=private, output_rate=rate)
+    handle = run_daemon(agent)
+    agent.wait_for("reply_end", timeout=20)
+    agent.wait_for("pong_ok", count=3, timeout=10)
+    wait_until(lambda: drained(handle), 10, "the answer to play out")
+    t0 = handle.t0()
+    handle.stop()
+
+    assert agent.count("pong_bad") == 0
+    opened = agent.wait_for("ws_open")[0]
+    assert opened.data.get("auth") == ("signed" if private else "public")
+    init = agent.wait_for("client_init")[0]
+    assert init.data["first"] is True  # initiation message came first
+    samples, out_rate, spans = speaker_spans(handle)
+    assert out_rate == 16000
+    assert len(spans) == 1, spans
+    start, end = spans[0]
+    reply_start = agent.wait_for("reply_start")[0]
+    # audible when the agent started sending (plus a frame or two), for as long as it said
+    assert abs(start - (reply_start.t - t0)) < 0.25, (start, reply_start.t - t0)
+    assert abs((end - start) - reply_start.data["seconds"]) < 0.25
+    answer = samples[int(start * out_rate):int(end * out_rate)]
+    assert answer_matches_question(answer, out_rate) > 0.8
+    stats = handle.daemon.stats
+    assert stats.frames_sent > 100 and stats.frames_dropped == 0
+    assert stats.pongs_sent >= 3
+
+
+def _question_then_barge_in(tmp_path, gap_s: float) -> str:
+    q, rate = question()
+    gap = np.zeros(int(gap_s * rate), dtype="<i2")
+    path = tmp_path / "barge_in.wav"
+    write_wav(path, np.concatenate([q, gap, q]), rate)
+    return str(path)
+
+
+def test_xuna_interruption_stops_playback_and_drops_late_audio(make_agent, run_daemon, tmp_path):
+    agent = make_agent("xuna", late_audio_after_interrupt=True)
+    handle = run_daemon(agent, _question_then_barge_in(tmp_path, 1.0))
+    interrupted = agent.wait_for("interrupted", timeout=20)[0]
+    second = agent.wait_for("reply_start", count=2, timeout=20)[1]
+    agent.wait_for("reply_end", timeout=20,
+                   predicate=lambda e: e.data["event_id"] == second.data["event_id"])
+    wait_until(lambda: drained(handle), 10, "the second answer to play out")
+    t0 = handle.t0()
+    stats = handle.daemon.stats
+    handle.stop()
+
+    assert stats.interruptions == 1
+    assert stats.late_chunks_dropped == 3  # the agent sent 3 chunks after its interruption
+    samples, rate, spans = speaker_spans(handle)
+    cut = interrupted.t - t0
+    first_answer = spans[0]
+    assert first_answer[0] < cut < first_answer[1] + 0.1
+    # the agent's voice stops within 100 ms of the interruption (one block of playback)
+    assert first_answer[1] - cut < 0.1, (first_answer, cut)
+    # and nothing is heard between the interruption and the second answer
+    quiet = samples[int((cut + 0.1) * rate):int((second.t - t0) * rate)]
+    assert len(quiet) > rate // 2 and np.abs(quiet).max() < 300
+    assert any(abs(s - (second.t - t0)) < 0.25 for s, _ in spans[1:])
+
+
+def test_voiceapi_question_answer_and_reconnect_with_a_fresh_token(make_agent, run_daemon):
+    agent = make_agent("voiceapi", close_after_reply=True)
+    handle = run_daemon(agent)
+    reply = agent.wait_for("reply_start", timeout=20)[0]
+    closed = agent.wait_for("ws_closed", timeout=20)[0]
+    reopened = agent.wait_for("ws_open", count=2, timeout=10)[1]
+    tokens = [e.data["token"] for e in agent.wait_for("http_token", count=2)]
+    wait_until(lambda: handle.daemon.stats.sessions_streaming >= 2, 10, "streaming again")
+    handle.stop()
+
+    assert len(set(tokens)) == 2  # a fresh token for the new session
+    assert reopened.t - closed.t < 1.5  # first retry within a second, plus connecting
+    assert handle.daemon.stats.sessions_streaming >= 2
+    samples, rate, spans = speaker_spans(handle)
+    start, end = spans[0]
+    assert abs((end - start) - reply.data["seconds"]) < 0.25
+    assert answer_matches_question(samples[int(start * rate):int(end * rate)], rate) > 0.8
+
+
+def test_garbage_from_the_server_is_logged_and_skipped(make_agent, run_daemon, caplog):
+    agent = make_agent("xuna", send_garbage=True, garbage_big_bytes=300_000)
+    handle = run_daemon(agent, extra={"session": {"max_message_bytes": "100000"}})
+    agent.wait_for("garbage_sent", timeout=10)
+    agent.wait_for("reply_end", timeout=20)
+    wait_until(lambda: drained(handle), 10, "the answer to play out")
+    stats = handle.daemon.stats
+    handle.stop()
+
+    assert stats.malformed >= 6
+    assert stats.sessions_started == 1  # the session survived all of it
+    assert any("over the 100000-byte limit" in r.getMessage() for r in caplog.records)
+    samples, rate, spans = speaker_spans(handle)
+    assert len(spans) == 1
+
+
+def test_rejected_key_backs_off_long_and_says_so(make_agent, run_daemon, caplog):
+    agent = make_agent("voiceapi", reject_auth=True)
+    retries: list[str] = []
+    offline = threading.Event()
+
+    def listener(state, detail):
+        if state == "offline" and "retry in" in detail:
+            retries.append(detail)
+            offline.set()
+
+    handle = run_daemon(agent, listeners=[listener])
+    assert offline.wait(10)
+    handle.stop()
+    assert agent.count("auth_rejected") == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("key looks wrong" in m and "retrying in" in m for m in errors), errors
+    delay = float(retries[0].split("retry in ")[1].split()[0])
+    assert 50 <= delay <= 70  # auth_retry_delay = 60 s, +-10 % jitter
+
+
+def test_stalled_server_is_detected_and_replaced(make_agent, run_daemon):
+    agent = make_agent("xuna", ping_interval=0)
+    handle = run_daemon(agent, extra={"session": {"idle_timeout": "5", "ping_interval": "1"}})
+    agent.wait_for("ws_open", timeout=10)
+    agent.options.stall = True
+    agent.wait_for("stalled", timeout=10)
+    agent.options.stall = False
+    agent.wait_for("ws_open", count=2, timeout=15)
+    handle.stop()
+    assert handle.daemon.stats.sessions_started >= 2
+
+
+def test_stop_leaves_no_thread_behind(make_agent, run_daemon):
+    agent = make_agent("xuna")
+    handle = run_daemon(agent)
+    agent.wait_for("audio_first", timeout=10)
+    started = time.monotonic()
+    handle.stop()
+    assert time.monotonic() - started < 2.0
+    alive = [t.name for t in threading.enumerate() if t.name.startswith(DAEMON_THREADS)]
+    assert alive == []
