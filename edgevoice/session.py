@@ -26,6 +26,7 @@ import websocket
 
 from edgevoice import redact
 from edgevoice.logsetup import RateLimitedLog
+from edgevoice.threads import start_thread
 from edgevoice.providers.base import (AgentAudio, Ended, HttpResponse, Interruption, Malformed,
                                       Notice, Outcome, OutputFormat, Provider, Ready, Reply,
                                       SessionFailed, Transcript)
@@ -49,8 +50,9 @@ class Stats:
     interruptions: int = 0
     pongs_sent: int = 0
     malformed: int = 0
-    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=50000))
-    send_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=50000))
+    # the last 2 minutes of frames: capture-to-wire latency and send instants
+    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6000))
+    send_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6000))
 
     def latency_percentiles(self) -> dict[str, float]:
         values = sorted(self.latencies)
@@ -62,31 +64,36 @@ class Stats:
 
 class MicQueue:
     """Bounded queue of (frame, t_captured). ``put`` never blocks: when full the oldest
-    frame is dropped and counted."""
+    frame is dropped and counted. Built on the C-implemented ``queue.SimpleQueue`` so the
+    20 ms path takes no Python-level locks."""
 
     def __init__(self, max_frames: int) -> None:
-        self._items: collections.deque = collections.deque()
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._max = max_frames
-        self._cond = threading.Condition(threading.Lock())
         self.dropped = 0
 
     def put(self, frame: bytes, t: float) -> None:
-        with self._cond:
-            if len(self._items) >= self._max:
-                self._items.popleft()
+        q = self._q
+        q.put((frame, t))
+        if q.qsize() > self._max:
+            try:
+                q.get_nowait()
                 self.dropped += 1
-            self._items.append((frame, t))
-            self._cond.notify()
+            except queue.Empty:  # the send thread took it meanwhile
+                pass
 
     def get(self, timeout: float) -> tuple[bytes, float] | None:
-        with self._cond:
-            if not self._items and not self._cond.wait(timeout):
-                return None
-            return self._items.popleft() if self._items else None
+        try:
+            return self._q.get(timeout=timeout)
+        except queue.Empty:
+            return None
 
     def clear(self) -> None:
-        with self._cond:
-            self._items.clear()
+        try:
+            while True:
+                self._q.get_nowait()
+        except queue.Empty:
+            pass
 
 
 class LateAudioFilter:
@@ -141,7 +148,7 @@ def _interruptible(fn: Callable[[], Any], stop: threading.Event, timeout: float,
             box["error"] = exc
         done.set()
 
-    threading.Thread(target=target, name=f"edgevoice-{name}", daemon=True).start()
+    start_thread(name, target)
     deadline = time.monotonic() + timeout + 1.0
     while not done.wait(0.05):
         if stop.is_set():
@@ -247,9 +254,7 @@ class Session:
         return ws
 
     def _start_thread(self, name: str, target) -> None:
-        thread = threading.Thread(target=target, name=f"edgevoice-{name}", daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        self._threads.append(start_thread(name, target))
 
     # -- the session thread -----------------------------------------------------------------
     def _loop(self) -> Outcome:
@@ -340,8 +345,11 @@ class Session:
         latencies = stats.latencies
         send_times = stats.send_times
         send = self._send
-        while not self._closed.is_set():
-            if not self._streaming.wait(0.2):
+        streaming = self._streaming
+        closed = self._closed
+        while not closed.is_set():
+            if not streaming.is_set():
+                streaming.wait(0.2)
                 continue
             item = get(0.2)
             if item is None:

@@ -20,6 +20,7 @@ from edgevoice.audio.playback_buffer import PlaybackBuffer
 from edgevoice.audio.resample import StreamResampler
 from edgevoice.logsetup import RateLimitedLog
 from edgevoice.redact import describe_error
+from edgevoice.threads import start_thread
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,7 @@ class AudioEngine:
 
     def start(self) -> None:
         for name, target in (("capture", self._capture_loop), ("player", self._player_loop)):
-            thread = threading.Thread(target=target, name=f"edgevoice-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._threads.append(start_thread(name, target))
 
     def stop(self, timeout: float = 1.0) -> None:
         self._stop.set()

@@ -61,7 +61,9 @@ class FileClock:
         """Block until sample ``n`` is due; raise :class:`EOFError` once closed."""
         due = self.t0() + n / self.rate
         delay = due - time.monotonic()
-        if delay > 0 and self.closed.wait(delay) or self.closed.is_set():
+        if delay > 0:
+            time.sleep(delay)  # at most one block (20 ms); cheaper than an Event wait
+        if self.closed.is_set():
             raise EOFError("file audio closed")
 
     def sample_now(self) -> int:
@@ -107,6 +109,7 @@ class FilePlayback:
         self._wav.setsampwidth(2)
         self._wav.setframerate(self.rate)
         self._written = 0
+        self._patched_at = 0
         self._lock = threading.Lock()
         self.xruns = 0
 
@@ -118,11 +121,14 @@ class FilePlayback:
                 return
             late = now - self._written - self.rate // 10  # more than 100 ms behind
             if late > 0:
-                self._wav.writeframes(bytes(late * 2))
+                self._wav.writeframesraw(bytes(late * 2))
                 self._written += late
                 self.xruns += 1
-            self._wav.writeframes(pcm)
+            self._wav.writeframesraw(pcm)
             self._written += len(pcm) // 2
+            if self._written - self._patched_at >= self.rate:
+                self._wav.writeframes(b"")  # rewrites the header: the file stays readable
+                self._patched_at = self._written
 
     def close(self) -> None:
         self._clock.closed.set()

@@ -28,8 +28,10 @@ class Framer:
         self.size = frame_size
         self._buf = bytearray()
 
-    def push(self, chunk: bytes) -> list[bytes]:
+    def push(self, chunk: bytes) -> list[bytes] | tuple[bytes]:
         buf = self._buf
+        if not buf and len(chunk) == self.size:
+            return (chunk,)  # the common case: one read is one frame, no copy
         buf += chunk
         size = self.size
         if len(buf) < size:
