@@ -1,8 +1,9 @@
 """A local stand-in for the cloud voice agents edgevoice talks to.
 
-Speaks the ``xuna`` and ``voiceapi`` dialects on loopback (WebSocket + REST), echoes each
-user utterance back as the agent's reply, and can misbehave on request. It is written
-from the protocol specs alone and shares no code with the daemon's providers.
+Speaks the ``xuna``, ``voiceapi``, ``napster`` and ``navtalk`` dialects on loopback
+(WebSocket + REST), echoes each user utterance back as the agent's reply, and can
+misbehave on request. It is written from the protocol specs alone and shares no code
+with the daemon's providers.
 
     from edgevoice.localagent import LocalAgent, AgentOptions
     with LocalAgent("voiceapi", AgentOptions(barge_in_ms=200)) as agent:

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output-rate", type=int, default=16000, help="xuna reply audio rate in Hz (default %(default)s)"
     )
     parser.add_argument("--private", action="store_true", help="xuna: require a signed URL (private agent)")
+    parser.add_argument(
+        "--omniagent", action="store_true", help="napster: print agent_id so the daemon uses Omniagent connections"
+    )
 
 
 def config_text(values: dict[str, dict[str, str]]) -> str:
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     http_port = args.http_port
     if http_port is None:
         http_port = args.port + 1 if args.port else 0
-    options = AgentOptions(output_rate=args.output_rate, private=args.private)
+    options = AgentOptions(output_rate=args.output_rate, private=args.private, omniagent=args.omniagent)
     agent = LocalAgent(args.dialect, options, host=args.host, ws_port=args.port, http_port=http_port)
     agent.add_listener(_log_event)
     agent.start()

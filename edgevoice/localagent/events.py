@@ -7,22 +7,38 @@ sleeping::
     agent.wait_for("user_speech_end", timeout=10)
     agent.wait_for("interrupted", predicate=lambda e: e.data["event_id"] == 1)
 
-Kinds (session events also carry ``conversation``, e.g. ``"conv_3"``):
+Kinds (session events also carry ``conversation``: ``"conv_3"``; napster the connection
+id ``"conn_3"``; navtalk the sessionId ``"sess_3"``):
 
-- REST: ``http_signed_url`` (agent_id), ``http_token`` (token), ``http_heartbeat``
-- auth: ``auth_rejected`` (where: rest|ws, reason), ``ws_bad_path`` (path)
-- lifecycle: ``ws_open`` (xuna: auth public|signed [+ token]; voiceapi: token),
+- REST: ``http_signed_url`` (agent_id), ``http_token`` (token), ``http_heartbeat``;
+  napster: ``http_ws_connection`` (connection_id, body), ``http_agent_connection``
+  (connection_id, agent_id, body), ``http_agent_create`` (agent_id, body),
+  ``http_agent_update`` (agent_id, body), ``http_agent_channel`` (agent_id, channel_type,
+  body), ``http_rate_limited`` (retry_after), ``http_session_limit`` (open)
+- auth: ``auth_rejected`` (where: rest|ws, reason), ``ws_bad_path`` (path); navtalk:
+  ``connect_failed`` (event: insufficient_balance | navtalk_fail_event)
+- lifecycle: ``ws_open`` (xuna: auth public|signed [+ token]; voiceapi: token; napster:
+  auth header|query|both, connection_id; navtalk: by avatarId|name, avatar),
   ``ws_closed`` (by: server|client, code, reason, audio_s), ``stalled``,
-  ``garbage_sent`` (count), ``error_sent`` (code, close_code)
+  ``garbage_sent`` (count), ``error_sent`` (voiceapi: code, close_code; napster: message),
+  navtalk: ``warning_sent`` (message), ``session_updated`` (history_items)
 - client messages: ``client_init`` (message, first), ``user_activity``, ``pong_ok``
   (event_id, rtt_ms), ``pong_bad`` (event_id), ``tool_result`` (message),
-  ``client_unknown`` (type | binary_bytes), ``client_malformed`` (reason)
+  ``client_unknown`` (type | binary_bytes), ``client_malformed`` (reason);
+  napster: ``client_command`` (command, message), ``audio_form`` (key: data|audio, once
+  per key); navtalk: ``history_item`` (role, text, ready), ``audio_before_ready`` (bytes),
+  ``text_input`` (text), ``response_create`` (call_id or None), ``client_webrtc`` (type),
+  ``client_command`` (command)
+- function calls (napster, navtalk): ``function_called`` (call_id, name, arguments),
+  ``function_output`` (call_id, output), ``function_output_unexpected`` (call_id, output),
+  ``function_timeout`` (call_id, got_output)
 - audio: ``audio_first`` (bytes), ``user_speech_start`` (at: onset, session-audio
   seconds; recorded once speech has lasted min_speech_ms), ``user_speech_end``
   (seconds, at)
 - replies: ``reply_start`` (event_id, seconds), ``reply_end`` (event_id, seconds sent,
   interrupted) exactly once per reply, ``interrupted`` (event_id, t, played_s, sent_s),
-  ``late_audio_sent`` (event_id, chunks), ``ping_sent`` (event_id)
+  ``late_audio_sent`` (event_id, chunks), ``ping_sent`` (event_id), napster:
+  ``speech_started_sent`` (key, event_id)
 """
 
 from __future__ import annotations

@@ -116,3 +116,8 @@ class UtteranceListener:
     def voiced_ms(self) -> int:
         """Voiced audio in the utterance under way (0 when the user is silent)."""
         return self._voiced_count * FRAME_MS if self._utterance is not None else 0
+
+    @property
+    def active(self) -> bool:
+        """True from the first voiced frame of an utterance until it ends (or is dropped)."""
+        return self._utterance is not None

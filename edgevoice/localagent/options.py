@@ -7,6 +7,7 @@ The dataclass is deliberately mutable: tests flip fields (``stall``, ``reject_au
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 #: voiceapi error code -> WebSocket close code used after sending it.
 VOICEAPI_ERROR_CLOSE_CODES = {
@@ -21,8 +22,11 @@ VOICEAPI_ERROR_CLOSE_CODES = {
 class AgentOptions:
     """How the local agent behaves. Times in seconds unless the name says ``_ms``."""
 
-    agent_id: str = "local-agent"  #: xuna agent id accepted on ``?agent_id=`` and by the signed-URL endpoint
-    api_key: str = "local-secret-key"  #: REST key (xuna ``xi-api-key``, voiceapi ``Bearer``)
+    #: xuna agent id (``?agent_id=``, signed-URL endpoint) / napster Omniagent that always exists;
+    #: None: the dialect's default, filled in by LocalAgent ("local-agent"; napster "agent_local")
+    agent_id: str | None = None
+    #: REST key (xuna ``xi-api-key``, voiceapi ``Bearer``, napster ``X-Api-Key``); navtalk: the license
+    api_key: str = "local-secret-key"
     private: bool = False  #: xuna: refuse ``?agent_id=``; only signed URLs connect
 
     output_rate: int = 16000  #: xuna reply audio rate, announced as ``pcm_<rate>`` (voiceapi: always 16000)
@@ -50,3 +54,29 @@ class AgentOptions:
     late_audio_after_interrupt: bool = False  #: xuna: 3 more chunks of the interrupted response
     slow_token_s: float = 0.0  #: delay before every REST answer
     error_code: str | None = None  #: voiceapi: send this error right after auth, then close
+
+    # --- function calls (napster, navtalk) ---
+    #: ``{"name": ..., "arguments": dict or JSON string}``: called once, after the first utterance
+    function_call: dict[str, Any] | None = None
+    function_timeout_s: float = 10.0  #: wait this long for the client's function output, then reply anyway
+
+    # --- napster ---
+    companion_id: str = "comp_local"  #: napster companionId put in config_values (any non-empty id is accepted)
+    omniagent: bool = False  #: napster: config_values carries agent_id (Omniagent connections)
+    #: decoded token ``{"url", "authToken"}`` (seed form) or, with "token", ``{"url": url?token=T, "token"}``
+    napster_token_form: str = "authToken"
+    napster_url_scheme: str = "ws"  #: scheme of the url inside the token: "ws" or "http" (clients must rewrite)
+    napster_nested_messages: bool = False  #: message_received fields under ``data.message`` instead of ``data``
+    napster_audio_form: str = "event/data"  #: reply audio key/payload: "event/data", "type/data" or "event/audio"
+    napster_rate_limit_s: float | None = None  #: min seconds between connection requests (429 + Retry-After); None off
+    napster_max_sessions: int | None = None  #: connection requests answer 409 while this many sessions are open
+    napster_error_after_open: str | None = None  #: send ``{"type":"error","data":{"message":...}}`` after opening
+
+    # --- navtalk ---
+    navtalk_name: str = "navtalk.Local"  #: character name put in config_values (any name is accepted)
+    navtalk_history_wait_s: float = 0.3  #: from session.created until session.updated (history collection)
+    navtalk_insufficient_balance: bool = False  #: send conversation.connected.insufficient_balance and close
+    navtalk_warning: str | None = None  #: send conversation.connected.warning with this message after success
+    navtalk_fail_event: str | None = None  #: e.g. "gpu_full": send conversation.connected.<it> and close
+    navtalk_webrtc_noise: bool = True  #: also send webrtc.signaling.offer / iceCandidate an audio client ignores
+    navtalk_top_level_payload: bool = False  #: payload fields at the top level instead of under ``data``

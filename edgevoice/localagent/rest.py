@@ -1,7 +1,8 @@
 """The REST side of the local agent (token / signed-URL bootstrap), stdlib ``http.server``.
 
 Routing is generic; each dialect module supplies ``rest_route(agent, method, path, query,
-headers)`` returning ``(status, json_body)`` or None for "not mine" (404).
+headers, body)`` returning ``(status, json_body)`` or ``(status, json_body, extra_headers)``,
+or None for "not mine" (404). ``body`` is the raw request body (``b""`` when there is none).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
@@ -44,18 +45,20 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:  # noqa: N802
         self._dispatch("PUT")
 
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch("PATCH")
+
     def _dispatch(self, method: str) -> None:
         agent = self.server.agent
         try:
             length = int(self.headers.get("Content-Length") or 0)
-            if length > 0:
-                self.rfile.read(min(length, MAX_BODY_BYTES))
+            body = self.rfile.read(min(length, MAX_BODY_BYTES)) if length > 0 else b""
             delay = agent.options.slow_token_s
             if delay and delay > 0:
                 agent.stopping.wait(delay)
             url = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            answer = agent.rest_route(method, url.path, query, self.headers)
+            answer = agent.rest_route(method, url.path, query, self.headers, body)
             if answer is None:
                 answer = (404, {"error": "not_found", "message": f"no such endpoint: {url.path}"})
         except Exception:
@@ -63,12 +66,14 @@ class _Handler(BaseHTTPRequestHandler):
             answer = (500, {"error": "internal", "message": "local agent error"})
         self._reply(*answer)
 
-    def _reply(self, status: int, body: dict[str, Any]) -> None:
+    def _reply(self, status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None) -> None:
         payload = json.dumps(body).encode()
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
         except OSError:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
-from . import voiceapi, xuna
+from . import napster, navtalk, voiceapi, xuna
 from .events import Event, EventLog
 from .options import AgentOptions
 from .rest import RestServer
@@ -43,7 +43,13 @@ _wire_log.setLevel(logging.INFO)
 DIALECTS = {
     "xuna": (xuna, xuna.XunaSession),
     "voiceapi": (voiceapi, voiceapi.VoiceApiSession),
+    "napster": (napster, napster.NapsterSession),
+    "navtalk": (navtalk, navtalk.NavTalkSession),
 }
+
+#: ``AgentOptions.agent_id`` when left at None: the xuna agent, or napster's Omniagent.
+DEFAULT_AGENT_IDS = {"napster": "agent_local"}
+DEFAULT_AGENT_ID = "local-agent"
 
 #: Seconds the server waits for a client's close-frame answer.
 CLOSE_TIMEOUT_S = 0.5
@@ -66,6 +72,8 @@ class LocalAgent:
             raise ValueError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
         self.dialect = dialect
         self.options = options if options is not None else AgentOptions()
+        if self.options.agent_id is None:  # filled in place: tests hold and flip this object
+            self.options.agent_id = DEFAULT_AGENT_IDS.get(dialect, DEFAULT_AGENT_ID)
         self.host = host
         self.ws_port = ws_port
         self.http_port = http_port
@@ -73,9 +81,16 @@ class LocalAgent:
         self.tokens = TokenStore()
         self.stopping = threading.Event()
         self._module, self._session_class = DIALECTS[dialect]
+        check = getattr(self._module, "check_options", None)
+        if check is not None:
+            check(self.options)
         self._conversations = itertools.count(1)
-        self._audio_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._audio_seconds = 0.0
+        self._counters: dict[str, itertools.count[int]] = {}
+        self._open_sessions = 0
+        #: Per-agent dialect state (napster: agents, rate limit), from the module's ``new_state``.
+        self.dialect_state: Any = getattr(self._module, "new_state", lambda agent: None)(self)
         self._ws_server: Server | None = None
         self._rest_server: RestServer | None = None
         self._threads: list[threading.Thread] = []
@@ -94,7 +109,14 @@ class LocalAgent:
     def config_values(self) -> dict[str, dict[str, str]]:
         """Daemon config sections -> keys -> values that point a daemon at this agent."""
         opts = self.options
-        if self.dialect == "xuna":
+        section: dict[str, str]
+        if self.dialect == "napster":
+            section = {"api_url": self.http_base, "api_key": opts.api_key, "companion_id": opts.companion_id}
+            if opts.omniagent:
+                section["agent_id"] = str(opts.agent_id)
+        elif self.dialect == "navtalk":
+            section = {"url": self.ws_base + navtalk.WS_PATH, "license": opts.api_key, "name": opts.navtalk_name}
+        elif self.dialect == "xuna":
             section = {
                 "agent_id": opts.agent_id,
                 "url": self.ws_base + xuna.WS_PATH,
@@ -132,7 +154,7 @@ class LocalAgent:
     @property
     def audio_seconds(self) -> float:
         """User audio received over all sessions so far."""
-        with self._audio_lock:
+        with self._lock:
             return self._audio_seconds
 
     # --- used by sessions and REST --------------------------------------------------------
@@ -140,13 +162,25 @@ class LocalAgent:
         return f"conv_{next(self._conversations)}"
 
     def add_audio_seconds(self, seconds: float) -> None:
-        with self._audio_lock:
+        with self._lock:
             self._audio_seconds += seconds
 
+    def next_id(self, prefix: str) -> str:
+        """``"<prefix>_<n>"``, n counting from 1 per prefix over this agent's life."""
+        with self._lock:
+            counter = self._counters.setdefault(prefix, itertools.count(1))
+            return f"{prefix}_{next(counter)}"
+
+    @property
+    def open_sessions(self) -> int:
+        """WebSocket sessions past the handshake and not yet ended."""
+        with self._lock:
+            return self._open_sessions
+
     def rest_route(
-        self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str]
-    ) -> tuple[int, dict[str, Any]] | None:
-        return self._module.rest_route(self, method, path, query, headers)
+        self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[Any, ...] | None:
+        return self._module.rest_route(self, method, path, query, headers, body)
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> LocalAgent:
@@ -160,7 +194,7 @@ class LocalAgent:
             self.ws_port,
             process_request=self._process_request,
             compression=None,
-            ping_interval=None,  # xuna pings at application level; voiceapi has none
+            ping_interval=None,  # xuna pings at application level; the others have none
             close_timeout=CLOSE_TIMEOUT_S,
             open_timeout=5,
             max_size=4 * 1024 * 1024,
@@ -231,12 +265,18 @@ class LocalAgent:
 
     def _handle_connection(self, connection: ServerConnection) -> None:
         auth = getattr(connection, "localagent_auth", {})
+        with self._lock:
+            self._open_sessions += 1
         try:
-            session: Session = self._session_class(self, connection, auth)
-        except Exception:
-            log.exception("could not set up a %s session", self.dialect)
-            return
-        session.run()
+            try:
+                session: Session = self._session_class(self, connection, auth)
+            except Exception:
+                log.exception("could not set up a %s session", self.dialect)
+                return
+            session.run()
+        finally:
+            with self._lock:
+                self._open_sessions -= 1
 
 
 def _stop_at_exit(agent: LocalAgent) -> None:

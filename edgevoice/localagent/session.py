@@ -5,8 +5,9 @@ never blocks for long: it alternates between timed work (reply chunks that becam
 pings, scheduled closes) and ``recv`` with a short timeout, so user audio keeps being read
 while a reply streams out. That is what lets barge-in be detected mid-reply.
 
-Dialect subclasses (:mod:`.xuna`, :mod:`.voiceapi`) provide the wire format through the
-``on_*`` / ``send_*`` hooks.
+Dialect subclasses (:mod:`.xuna`, :mod:`.voiceapi`, :mod:`.napster`, :mod:`.navtalk`)
+provide the wire format through the ``on_*`` / ``send_*`` hooks. User audio arrives at
+``input_rate`` (24 kHz for navtalk) and is resampled to the VAD's 16 kHz here.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Session:
 
     dialect = "?"
     output_rate = SAMPLE_RATE
+    input_rate = SAMPLE_RATE  #: rate of the PCM16 a client sends; the VAD always gets 16 kHz
     conversation_id = ""
 
     def __init__(self, agent: LocalAgent, ws: ServerConnection, auth: dict[str, Any]) -> None:
@@ -64,6 +66,7 @@ class Session:
         self.replies = 0
         self.audio_bytes = 0
         self.closed_by_server: tuple[int, str] | None = None
+        self._resampler: soxr.ResampleStream | None = None
 
     @property
     def options(self) -> AgentOptions:
@@ -93,6 +96,16 @@ class Session:
     def send_reply_chunk(self, reply: ReplyStream, chunk: bytes) -> None:
         raise NotImplementedError
 
+    def send_reply_done(self, reply: ReplyStream) -> None:
+        """Messages sent once the last chunk of a reply went out (not after an interruption)."""
+
+    def on_user_speech_start(self) -> None:
+        """The user started to speak (speech has lasted ``min_speech_ms``)."""
+
+    def on_utterance(self, utterance: SpeechEnded) -> None:
+        """A complete user utterance arrived; by default answer it at once."""
+        self.start_reply(utterance)
+
     def send_interruption(self, reply: ReplyStream) -> None:
         """Tell the client the reply was cut off (if the dialect can)."""
 
@@ -118,7 +131,7 @@ class Session:
         self.agent.log.record(kind, conversation=self.conversation_id, **data)
 
     def take_user_audio(self, pcm: bytes) -> None:
-        """Account for, endpoint and barge-in-check user audio (PCM16 16 kHz)."""
+        """Account for, endpoint and barge-in-check user audio (PCM16 at ``input_rate``)."""
         if len(pcm) % 2:
             self.record("client_malformed", reason="odd-length audio", bytes=len(pcm))
             pcm = pcm[:-1]
@@ -127,17 +140,20 @@ class Session:
         if self.audio_bytes == 0:
             self.record("audio_first", bytes=len(pcm))
         self.audio_bytes += len(pcm)
-        self.agent.add_audio_seconds(len(pcm) / 2 / SAMPLE_RATE)
+        self.agent.add_audio_seconds(len(pcm) / 2 / self.input_rate)
+        if self.input_rate != SAMPLE_RATE:
+            pcm = self._to_vad_rate(pcm)
         for frame in self.listener.frames(pcm):
             result = self.listener.process(frame)
             now = time.monotonic()
             if isinstance(result, SpeechStarted):
                 self.record("user_speech_start", at=result.at)
+                self.on_user_speech_start()
             elif isinstance(result, SpeechEnded):
                 self.record("user_speech_end", seconds=result.seconds, at=result.at)
                 if self.reply is not None and self.reply.playing(now):
                     self.interrupt(now)
-                self.start_reply(result)
+                self.on_utterance(result)
             if (
                 self.reply is not None
                 and self.reply.playing(now)
@@ -145,9 +161,16 @@ class Session:
             ):
                 self.interrupt(now)
 
+    def _to_vad_rate(self, pcm: bytes) -> bytes:
+        """Stream-resample client audio to 16 kHz (webrtcvad takes 8/16/32/48 kHz only)."""
+        if self._resampler is None:
+            self._resampler = soxr.ResampleStream(self.input_rate, SAMPLE_RATE, 1, dtype="int16")
+        samples = np.frombuffer(pcm, dtype="<i2")
+        return self._resampler.resample_chunk(samples).astype("<i2").tobytes()
+
     @property
     def audio_seconds(self) -> float:
-        return self.audio_bytes / 2 / SAMPLE_RATE
+        return self.audio_bytes / 2 / self.input_rate
 
     # --- replies ------------------------------------------------------------------
     def reply_audio(self, utterance_pcm: bytes) -> bytes:
@@ -176,7 +199,8 @@ class Session:
             return
         for chunk in reply.due(now):
             self.send_reply_chunk(reply, chunk)
-        if reply.fully_sent:
+        if reply.fully_sent and not reply.end_recorded:
+            self.send_reply_done(reply)
             self._record_reply_end(reply, interrupted=False)
 
     def _record_reply_end(self, reply: ReplyStream, interrupted: bool) -> None:

@@ -39,7 +39,12 @@ DEFAULT_ERROR_CLOSE = 4500
 
 # --- REST -------------------------------------------------------------------------
 def rest_route(
-    agent: LocalAgent, method: str, path: str, query: dict[str, str], headers: Mapping[str, str]
+    agent: LocalAgent,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    headers: Mapping[str, str],
+    body: bytes = b"",
 ) -> tuple[int, dict[str, Any]] | None:
     """Answer a REST request, or None when the path is not part of this dialect."""
     if path not in (TOKEN_PATH, HEARTBEAT_PATH):

@@ -43,7 +43,12 @@ def _b64(pcm: bytes) -> str:
 
 # --- REST -------------------------------------------------------------------------
 def rest_route(
-    agent: LocalAgent, method: str, path: str, query: dict[str, str], headers: Mapping[str, str]
+    agent: LocalAgent,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    headers: Mapping[str, str],
+    body: bytes = b"",
 ) -> tuple[int, dict[str, Any]] | None:
     """Answer a REST request, or None when the path is not part of this dialect."""
     if path != SIGNED_URL_PATH:

@@ -1,0 +1,368 @@
+"""The ``navtalk`` dialect (NavTalk realtime digital human, audio part), from the seed spec.
+
+WebSocket ``/wss/v2/realtime-chat?license=L&name=N`` or ``&avatarId=ID`` (avatarId wins).
+No REST. JSON text both ways; audio is base64 PCM16 **24 kHz** mono both ways (resampled
+to 16 kHz for the VAD only). Flow: ``conversation.connected.success {sessionId,
+iceServers}`` → ``realtime.session.created`` → (client sends history items) →
+``realtime.session.updated`` after ``navtalk_history_wait_s`` → audio. Per utterance:
+``speech_started`` (at speech onset), ``speech_stopped``, the input transcription, then the
+reply: a few ``audio_transcript.delta``, ``audio.delta`` chunks paced like the other
+dialects, ``audio_transcript.done``, ``audio.done``.
+
+Payloads go under ``data`` (the seed's form) or, with ``navtalk_top_level_payload``, at the
+top level of the event. The ``message`` of the ``conversation.connected.*`` failure and
+warning events is always top level.
+
+Choices where the spec is silent:
+
+- Failures are decided after the handshake (it always succeeds unless ``reject_auth``):
+  a wrong or missing license sends ``conversation.connected.fail`` "invalid license" and
+  closes with 1008; no ``name``/``avatarId`` sends the same event ("name or avatarId is
+  required") and closes with 1008; ``navtalk_insufficient_balance`` sends
+  ``conversation.connected.insufficient_balance`` and closes 1000 "Insufficient points";
+  ``navtalk_fail_event="gpu_full"`` (or any name) sends ``conversation.connected.gpu_full``
+  and closes 1000. Any name or avatarId is accepted.
+- ``navtalk_warning`` sends ``conversation.connected.warning {message, data.avatarId}``
+  right after the success event.
+- ``realtime.session.created`` carries ``{"session": {"id", "input_audio_format",
+  "output_audio_format"}}``; ``realtime.session.updated`` the same.
+- ``realtime.input_audio_buffer.speech_started`` is sent at every speech onset (as the seed's
+  event sequence shows) and at barge-in, once per utterance; barge-in sends nothing more.
+- Audio before ``session.updated`` is recorded (``audio_before_ready``) and dropped. A
+  base64 piece over 4096 characters is recorded as ``client_malformed`` but still used.
+- The reply's transcript ``id`` (and the ``audio.done`` payload's) is ``resp_<n>``;
+  ``audio.done`` carries ``{"id"}`` only.
+- Function calls: the reply starts on the ``response.create`` that follows the output; a
+  timeout (no output, or no ``response.create`` after it) sends nothing and replies anyway.
+- ``realtime.input_text`` (``data.content``, ``data.text`` or top-level ``content``/``text``)
+  and ``conversation.item.create`` message items after ``session.updated`` are recorded,
+  never answered (there is no audio to parrot).
+- WebRTC noise (``navtalk_webrtc_noise``): an offer and an ICE candidate right after
+  ``session.updated``, another ICE candidate after the first audio chunk of every reply.
+- A normal server-side close (``close_after_s``/``close_after_reply``) first sends
+  ``conversation.connected.close {message}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Mapping
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.http11 import Request, Response
+from websockets.sync.server import ServerConnection
+
+from .calls import CallingSession, PendingCall, user_text
+from .listener import SpeechEnded
+from .reply import ReplyStream
+from .session import dumps as _dumps
+
+if TYPE_CHECKING:
+    from .server import LocalAgent
+
+log = logging.getLogger(__name__)
+
+WS_PATH = "/wss/v2/realtime-chat"
+RATE = 24000
+MAX_AUDIO_B64_CHARS = 4096
+ICE_SERVERS = [
+    {"urls": ["stun:127.0.0.1:3478"]},
+    {"urls": ["turn:127.0.0.1:3478"], "username": "local", "credential": "local"},
+]
+FAKE_SDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+FAKE_CANDIDATE = {
+    "candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
+    "sdpMid": "0",
+    "sdpMLineIndex": 0,
+}
+
+
+def _b64(pcm: bytes) -> str:
+    return base64.b64encode(pcm).decode("ascii")
+
+
+# --- REST: none ----------------------------------------------------------------------
+def rest_route(
+    agent: LocalAgent,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    headers: Mapping[str, str],
+    body: bytes = b"",
+) -> tuple[int, dict[str, Any]] | None:
+    """NavTalk needs no REST bootstrap: every path is 404."""
+    return None
+
+
+# --- WebSocket handshake -----------------------------------------------------------
+def process_request(agent: LocalAgent, connection: ServerConnection, request: Request) -> Response | None:
+    """Check the path and note the query; the license is judged in-band after the handshake.
+
+    The license travels in the query string: it is compared here and never stored or logged.
+    """
+    url = urlsplit(request.path)
+    if url.path != WS_PATH:
+        agent.log.record("ws_bad_path", path=url.path)
+        return connection.respond(404, "Not Found\n")
+    if agent.options.reject_auth:
+        agent.log.record("auth_rejected", where="ws", reason="reject_auth")
+        return connection.respond(403, "Forbidden\n")
+    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+    license_key = query.get("license")
+    avatar_id, name = query.get("avatarId"), query.get("name")
+    connection.localagent_auth = {
+        "license": "ok" if license_key == agent.options.api_key else ("missing" if license_key is None else "bad"),
+        "by": "avatarId" if avatar_id else ("name" if name else None),
+        "avatar": avatar_id or name,
+    }
+    return None
+
+
+# --- session ------------------------------------------------------------------------
+class NavTalkSession(CallingSession):
+    """A navtalk conversation: connect events, history window, 24 kHz audio, function calls."""
+
+    dialect = "navtalk"
+    output_rate = RATE
+    input_rate = RATE
+
+    def __init__(self, agent: LocalAgent, ws: ServerConnection, auth: dict[str, Any]) -> None:
+        super().__init__(agent, ws, auth)
+        self.conversation_id = agent.next_id("sess")
+        self.created_at: float | None = None
+        self.ready = False
+        self.history: list[dict[str, Any]] = []
+        self.speech_started_sent = False
+        self.reply_texts: dict[int, str] = {}
+        self.noise_sent: set[int] = set()
+
+    # --- sending helpers ---
+    def event(self, kind: str, payload: dict[str, Any] | None = None, **top: Any) -> None:
+        """Send ``kind`` with ``payload`` under ``data`` (or flat); ``top`` fields always flat."""
+        message: dict[str, Any] = {"type": kind, **top}
+        if payload is not None:
+            if self.options.navtalk_top_level_payload:
+                message.update(payload)
+            else:
+                message["data"] = payload
+        self.send(_dumps(message))
+
+    def _ice_candidate(self) -> None:
+        self.event("webrtc.signaling.iceCandidate", {"sessionId": self.conversation_id, "candidate": FAKE_CANDIDATE})
+
+    def _fail(self, kind: str, message: str, code: int) -> None:
+        self.send(_dumps({"type": kind, "message": message}))
+        self.close(code, message)
+
+    def _session_payload(self) -> dict[str, Any]:
+        return {
+            "session": {"id": self.conversation_id, "input_audio_format": "pcm16", "output_audio_format": "pcm16"}
+        }
+
+    # --- opening ---
+    def authenticate(self) -> bool:
+        opts = self.options
+        if self.auth.get("license") != "ok":
+            reason = "missing_license" if self.auth.get("license") == "missing" else "invalid_license"
+            self.record("auth_rejected", where="ws", reason=reason)
+            self._fail("conversation.connected.fail", "invalid license", 1008)
+        if self.auth.get("by") is None:
+            self.record("auth_rejected", where="ws", reason="missing_avatar")
+            self._fail("conversation.connected.fail", "name or avatarId is required", 1008)
+        if opts.navtalk_insufficient_balance:
+            self.record("connect_failed", event="insufficient_balance")
+            self._fail("conversation.connected.insufficient_balance", "Insufficient points", 1000)
+        if opts.navtalk_fail_event:
+            self.record("connect_failed", event=opts.navtalk_fail_event)
+            kind = opts.navtalk_fail_event
+            self._fail(f"conversation.connected.{kind}", f"simulated {kind}", 1000)
+        return True
+
+    def on_open(self) -> None:
+        self.record("ws_open", by=self.auth.get("by"), avatar=self.auth.get("avatar"))
+        self.event("conversation.connected.success", {"sessionId": self.conversation_id, "iceServers": ICE_SERVERS})
+        warning = self.options.navtalk_warning
+        if warning:
+            self.event("conversation.connected.warning", {"avatarId": "avatar_local"}, message=warning)
+            self.record("warning_sent", message=warning)
+        self.event("realtime.session.created", self._session_payload())
+        self.created_at = time.monotonic()
+
+    def on_tick(self, now: float) -> float | None:
+        wake = super().on_tick(now)
+        if not self.ready and self.created_at is not None:
+            due = self.created_at + self.options.navtalk_history_wait_s
+            if now < due:
+                return due if wake is None else min(wake, due)
+            self.ready = True
+            self.event("realtime.session.updated", self._session_payload())
+            self.record("session_updated", history_items=len(self.history))
+            if self.options.navtalk_webrtc_noise:
+                offer = {"type": "offer", "sdp": FAKE_SDP}
+                self.event("webrtc.signaling.offer", {"sessionId": self.conversation_id, "sdp": offer})
+                self._ice_candidate()
+        return wake
+
+    def close_normally(self, reason: str) -> None:
+        self.send(_dumps({"type": "conversation.connected.close", "message": reason}))
+        self.close(1000, reason)
+
+    # --- receive ---
+    def on_binary(self, data: bytes) -> None:
+        self.record("client_unknown", binary_bytes=len(data))
+
+    def on_text(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            self.record("client_malformed", reason="not JSON", size=len(text))
+            return
+        if not isinstance(message, dict):
+            self.record("client_malformed", reason="JSON is not an object")
+            return
+        kind = message.get("type")
+        payload = message.get("data") if isinstance(message.get("data"), dict) else message
+        if kind == "realtime.input_audio_buffer.append":
+            self._audio(payload.get("audio"))
+        elif kind == "conversation.item.create":
+            item = message.get("item", payload.get("item"))
+            self._item(item)
+        elif kind == "response.create":
+            call = self.pending_call
+            ready = call is not None and call.output is not None
+            self.record("response_create", call_id=call.call_id if ready else None)
+            if ready:
+                self.finish_call()
+        elif kind == "realtime.input_text":
+            text_in = next((payload[k] for k in ("content", "text") if isinstance(payload.get(k), str)), None)
+            if text_in is None:
+                self.record("client_malformed", reason="realtime.input_text without content")
+            else:
+                self.record("text_input", text=text_in)
+        elif isinstance(kind, str) and kind.startswith("webrtc.signaling."):
+            self.record("client_webrtc", type=kind)
+        elif kind == "realtime.input_image":
+            self.record("client_command", command=kind)
+        else:
+            self.record("client_unknown", type=kind if isinstance(kind, str) else repr(kind))
+
+    def _audio(self, b64: Any) -> None:
+        if not isinstance(b64, str):
+            self.record("client_malformed", reason="append without data.audio")
+            return
+        if len(b64) > MAX_AUDIO_B64_CHARS:
+            self.record("client_malformed", reason="audio base64 over 4096 characters", size=len(b64))
+        try:
+            pcm = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            self.record("client_malformed", reason="invalid base64 audio")
+            return
+        if not self.ready:
+            self.record("audio_before_ready", bytes=len(pcm))
+            return
+        self.take_user_audio(pcm)
+
+    def _item(self, item: Any) -> None:
+        if not isinstance(item, dict):
+            self.record("client_malformed", reason="conversation.item.create without item")
+            return
+        item_type = item.get("type")
+        if item_type == "function_call_output":
+            if "call_id" not in item:
+                self.record("client_malformed", reason="function_call_output without call_id")
+                return
+            self.take_function_output(item.get("call_id"), item.get("output"))
+            return
+        if item_type != "message":
+            self.record("client_unknown", type=f"conversation.item.create/{item_type}")
+            return
+        texts = [
+            part.get("text")
+            for part in item.get("content") or []
+            if isinstance(part, dict) and part.get("type") == "input_text" and isinstance(part.get("text"), str)
+        ]
+        if not texts:
+            self.record("client_malformed", reason="message item without input_text content")
+            return
+        entry = {"role": item.get("role"), "text": "".join(texts)}
+        self.history.append(entry)
+        self.record("history_item", ready=self.ready, **entry)
+
+    # --- turns ---
+    def _speech_started(self) -> None:
+        if not self.speech_started_sent:
+            self.speech_started_sent = True
+            self.event("realtime.input_audio_buffer.speech_started")
+
+    def on_user_speech_start(self) -> None:
+        self._speech_started()
+
+    def take_user_audio(self, pcm: bytes) -> None:
+        super().take_user_audio(pcm)
+        if not self.listener.active:  # utterance over (answered or dropped as too short)
+            self.speech_started_sent = False
+
+    def send_utterance_heard(self, utterance: SpeechEnded) -> None:
+        self.speech_started_sent = False
+        self.event("realtime.input_audio_buffer.speech_stopped")
+        self.event(
+            "realtime.conversation.item.input_audio_transcription.completed",
+            {"content": user_text(utterance.seconds)},
+        )
+
+    def send_function_call(self, call: PendingCall) -> None:
+        arguments = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
+        self.event(
+            "realtime.response.function_call_arguments.done",
+            {"call_id": call.call_id, "arguments": arguments, "function_name": call.name},
+        )
+
+    # --- replies ---
+    @staticmethod
+    def response_id(reply: ReplyStream) -> str:
+        return f"resp_{reply.event_id}"
+
+    def send_reply_intro(self, reply: ReplyStream, seconds: float) -> None:
+        text = self.reply_text(seconds)
+        self.reply_texts[reply.event_id] = text
+        words = text.split(" ")
+        step = max(1, -(-len(words) // 3))
+        for start in range(0, len(words), step):
+            piece = " ".join(words[start : start + step]) + (" " if start + step < len(words) else "")
+            delta = {"content": piece, "id": self.response_id(reply)}
+            self.event("realtime.response.audio_transcript.delta", delta)
+
+    def send_reply_chunk(self, reply: ReplyStream, chunk: bytes) -> None:
+        self.event("realtime.response.audio.delta", {"delta": _b64(chunk)})
+        if self.options.navtalk_webrtc_noise and reply.event_id not in self.noise_sent:
+            self.noise_sent.add(reply.event_id)
+            self._ice_candidate()
+
+    def send_reply_done(self, reply: ReplyStream) -> None:
+        text = self.reply_texts.pop(reply.event_id, "")
+        self.event("realtime.response.audio_transcript.done", {"content": text, "id": self.response_id(reply)})
+        self.event("realtime.response.audio.done", {"id": self.response_id(reply)})
+
+    def send_interruption(self, reply: ReplyStream) -> None:
+        self.reply_texts.pop(reply.event_id, None)
+        self._speech_started()
+
+    # --- misbehaviour ---
+    def garbage(self) -> list[str | bytes]:
+        prefix, suffix = '{"type":"garbage_padding","padding":"', '"}'
+        fill = max(0, self.options.garbage_big_bytes - len(prefix) - len(suffix))
+        return [
+            "this is not JSON {",
+            "[1, 2, 3]",
+            _dumps({"type": "realtime.response.audio.delta", "data": {"delta": "@@not*base64@@"}}),
+            _dumps({"type": "realtime.response.audio.delta", "data": {"delta": _b64(b"\x01\x02\x03")}}),
+            _dumps({"type": "realtime.response.audio.delta"}),
+            _dumps({"type": "realtime.response.audio_transcript.delta", "data": None}),
+            _dumps({"type": "mystery.event.type", "data": {"x": 1}}),
+            b"\x00\x01\x02 binary garbage \xff",
+            prefix + "x" * fill + suffix,
+        ]
