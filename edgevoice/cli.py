@@ -14,6 +14,8 @@ from edgevoice.logsetup import setup_logging
 
 log = logging.getLogger(__name__)
 
+LOCALAGENT_DIALECTS = ("napster", "navtalk", "voiceapi", "xuna")
+
 
 def _cmd_run(args) -> int:
     try:
@@ -80,6 +82,19 @@ def _cmd_devices(args) -> int:
     return 0
 
 
+def _cmd_napster(args) -> int:
+    from edgevoice import napster_admin
+
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EX_CONFIG
+    action = napster_admin.create_agent if args.action == "create-agent" else \
+        napster_admin.update_agent
+    return action(config, args.name, args.dry_run)
+
+
 def _cmd_demo(args) -> int:
     from edgevoice.demo import run_demo
 
@@ -132,11 +147,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, help="give up after this many s")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                    default="warning")
+    p = add("napster", _cmd_napster,
+            "Napster Omniagent management: create-agent builds an agent from the [napster] "
+            "per-session settings and prints the agent_id line to set; update-agent PATCHes "
+            "the agent with the settings in the config.", True)
+    p.add_argument("action", choices=("create-agent", "update-agent"))
+    p.add_argument("--name", help="the agent's name (default [napster] agent_name)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the request body instead of sending it")
     p = add("localagent", _cmd_localagent,
             "Run the local stand-in agent alone (for trying the daemon without a cloud).")
-    from edgevoice.localagent import cli as agent_cli
-
-    agent_cli.add_arguments(p)
+    # Declared here rather than imported from edgevoice.localagent, so that `edgevoice run`
+    # never loads the local agent's server libraries.
+    p.add_argument("--dialect", required=True, choices=LOCALAGENT_DIALECTS,
+                   help="agent protocol to speak")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8765,
+                   help="WebSocket port (default %(default)s; 0 picks a free port)")
+    p.add_argument("--http-port", type=int, default=None, help="REST port (default: --port + 1)")
+    p.add_argument("--output-rate", type=int, default=16000,
+                   help="xuna reply audio rate in Hz (default %(default)s)")
+    p.add_argument("--private", action="store_true",
+                   help="xuna: require a signed URL (private agent)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     return parser
 

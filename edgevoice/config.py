@@ -17,7 +17,9 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
+import json
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +37,25 @@ def _key(doc: str, default: Any = "", *, choices: tuple[str, ...] = (), kind: st
     return field(default=default, metadata=meta)
 
 
-PROVIDERS = ("xuna", "voiceapi")
+PROVIDERS = ("xuna", "voiceapi", "napster", "navtalk")
 
 
 @dataclass(frozen=True)
 class AgentSettings:
     provider: str = _key("Which agent dialect to speak.", "xuna", choices=PROVIDERS)
+    history: bool = _key("Keep the conversation's transcript in state_dir (off: keep nothing).",
+                         True)
+    state_dir: str = _key("Where the transcript is kept (default: $STATE_DIRECTORY, else "
+                          "/var/lib/edgevoice).", kind="path")
+    history_max_kb: int = _key("Size cap of the transcript file; the oldest turns go first.",
+                               256, minimum=4, maximum=102400)
+    history_replay_turns: int = _key("Recent user turns sent to agents that take history "
+                                     "(navtalk) at session start.", 10, minimum=0, maximum=100)
+    tool_timeout: float = _key("Seconds a [tools] program may run before the agent gets an "
+                               "error result.", 8.0, minimum=0.5, maximum=60.0)
+    barge_in: bool = _key("Stop the agent's voice on the device the instant the user talks "
+                          "over it (see [barge_in]); off: only the server's interruptions.",
+                          True)
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,42 @@ class VoiceApiSettings:
 
 
 @dataclass(frozen=True)
+class NapsterSettings:
+    api_url: str = _key("REST base URL.", "https://companion-api.napster.com", kind="http_url")
+    api_key: Secret | None = _key("API key (X-Api-Key).", None, kind="secret")
+    agent_id: str = _key("Omniagent id; when set, sessions open with "
+                         "/public/agents/{agent_id}/connections and the per-session settings "
+                         "below are not sent.")
+    companion_id: str = _key("Companion id (per-session connections).")
+    voice_id: str = _key("Voice id (providerConfig.voiceId).")
+    provider_settings: dict = _key("JSON object of provider settings, e.g. "
+                                   '{"temperature": 0.7}.', None, kind="json")
+    functions: tuple = _key("Function ids to attach, comma-separated.", (), kind="list")
+    faq_collections: tuple = _key("FAQ collection ids, comma-separated.", (), kind="list")
+    knowledge_base_id: str = _key("Knowledge base id.")
+    language: str = _key("Conversation language, e.g. English.")
+    tags: tuple = _key("Tags for the session, comma-separated.", (), kind="list")
+    external_client_id: str = _key("Your id for this device/user (1-32 of A-Z a-z 0-9 _ -).",
+                                   kind="client_id")
+    external_client_profile: dict = _key("JSON object describing the user/device.", None,
+                                         kind="json")
+    disable_idle_timeout: bool = _key("Ask the server not to end idle sessions.", False)
+    send_audio_key: str = _key("Key of the audio payload sent: data (documented form) or audio.",
+                               "data", choices=("data", "audio"))
+    agent_name: str = _key("Name given to an Omniagent by `edgevoice napster create-agent`.")
+
+
+@dataclass(frozen=True)
+class NavTalkSettings:
+    url: str = _key("WebSocket endpoint.", "wss://transfer.navtalk.ai/wss/v2/realtime-chat",
+                    kind="ws_url")
+    license: Secret | None = _key("License (API key); it travels in the URL's query, which "
+                                  "edgevoice never logs.", None, kind="secret")
+    name: str = _key("Digital human's name, e.g. navtalk.Leo.")
+    avatar_id: str = _key("Avatar id (wins over name when both are set).")
+
+
+@dataclass(frozen=True)
 class AudioSettings:
     backend: str = _key("alsa: real devices through PyAudio; file: WAV files, paced in real time.",
                         "alsa", choices=("alsa", "file"))
@@ -86,6 +137,32 @@ class AudioSettings:
                                     60.0, minimum=1.0, maximum=600.0)
     mic_queue_ms: int = _key("Mic audio held while the network stalls; older frames are dropped.",
                              1000, minimum=100, maximum=60000)
+
+
+@dataclass(frozen=True)
+class BargeInSettingsSection:
+    onset_frames: int = _key("Consecutive 20 ms speech frames that pause the agent.", 3,
+                             minimum=1, maximum=10)
+    gate: bool = _key("Compare the mic with what the speaker plays, so the agent's own voice "
+                      "coming back is not taken for the user (off: voice detection alone).",
+                      True)
+    gate_margin_db: float = _key("How much louder than the expected echo the mic must be.",
+                                 8.0, minimum=0.0, maximum=40.0)
+    warmup_ms: int = _key("After the agent starts speaking, the gate is stricter this long.",
+                          400, minimum=0, maximum=5000)
+    warmup_extra_db: float = _key("How much stricter during the warm-up.", 6.0, minimum=0.0,
+                                  maximum=30.0)
+    echo_delay_ms: int = _key("Speaker-to-mic delay; 0 measures it while the agent talks.", 0,
+                              minimum=0, maximum=500)
+    echo_tail_ms: int = _key("Reverberation after the delay still counted as echo.", 120,
+                             minimum=0, maximum=1000)
+    confirm_ms: int = _key("Speech this long stops the agent for good on dialects without an "
+                           "interruption event (voiceapi).", 600, minimum=100, maximum=5000)
+    resume_timeout_ms: int = _key("No confirmation this long and the user silent again: the "
+                                  "agent resumes where it paused (a cough must not eat its "
+                                  "sentence).", 1500, minimum=200, maximum=10000)
+    vad_mode: int = _key("webrtcvad aggressiveness, 0 (lenient) to 3 (strict).", 3, minimum=0,
+                         maximum=3)
 
 
 @dataclass(frozen=True)
@@ -113,7 +190,10 @@ SECTIONS: dict[str, type] = {
     "agent": AgentSettings,
     "xuna": XunaSettings,
     "voiceapi": VoiceApiSettings,
+    "napster": NapsterSettings,
+    "navtalk": NavTalkSettings,
     "audio": AudioSettings,
+    "barge_in": BargeInSettingsSection,
     "session": SessionSettings,
     "log": LogSettings,
 }
@@ -124,9 +204,13 @@ class Config:
     agent: AgentSettings = AgentSettings()
     xuna: XunaSettings = XunaSettings()
     voiceapi: VoiceApiSettings = VoiceApiSettings()
+    napster: NapsterSettings = NapsterSettings()
+    navtalk: NavTalkSettings = NavTalkSettings()
     audio: AudioSettings = AudioSettings()
+    barge_in: BargeInSettingsSection = BargeInSettingsSection()
     session: SessionSettings = SessionSettings()
     log: LogSettings = LogSettings()
+    tools: tuple = ()  # ((function name, executable path), ...) from [tools]
     path: str = ""
 
     def provider_settings(self) -> Any:
@@ -155,6 +239,11 @@ class ConfigError(Exception):
         super().__init__(f"{path}: {len(problems)} problem(s) in the config file:\n{lines}")
 
 
+_TRUE = frozenset({"yes", "on", "true", "1"})
+_FALSE = frozenset({"no", "off", "false", "0"})
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
 def _did_you_mean(word: str, options: list[str]) -> str:
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
@@ -177,6 +266,36 @@ def _convert(section: str, name: str, fld: dataclasses.Field, raw: str,
                                     + _did_you_mean(value, list(meta["choices"]))))
             return None
         return value
+    if fld.type == "bool":
+        value = raw.strip().lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        problems.append(Problem(section, name, f"'{raw}' is not yes/no (also on/off, "
+                                               "true/false, 1/0)"))
+        return None
+    if kind == "list":
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if kind == "json":
+        if not raw.strip():
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            problems.append(Problem(section, name, f"not valid JSON ({exc.msg} at column "
+                                                   f"{exc.colno}); expected an object like "
+                                                   '{"key": "value"}'))
+            return None
+        if not isinstance(value, dict):
+            problems.append(Problem(section, name, "expected a JSON object like "
+                                                   '{"key": "value"}'))
+            return None
+        return value
+    if kind == "client_id" and raw and not _CLIENT_ID.fullmatch(raw):
+        problems.append(Problem(section, name, f"'{raw}' must be 1-32 characters of A-Z a-z 0-9 "
+                                               "_ -"))
+        return None
     if fld.type in ("int", "float"):
         try:
             number = int(raw) if fld.type == "int" else float(raw)
@@ -271,6 +390,27 @@ def _check_combination(cfg: Config, problems: list[Problem]) -> None:
                                     "(api_url = https://...)"))
         if not cfg.voiceapi.api_key:
             problems.append(Problem("voiceapi", "api_key", "missing; set api_key or api_key_file"))
+    if provider == "napster":
+        n = cfg.napster
+        if not n.api_key:
+            problems.append(Problem("napster", "api_key", "missing; set api_key or api_key_file"))
+        if not n.agent_id and not n.companion_id:
+            problems.append(Problem("napster", "companion_id", "missing; set companion_id "
+                                    "(per-session) or agent_id (Omniagent)"))
+    if provider == "navtalk":
+        if not cfg.navtalk.license:
+            problems.append(Problem("navtalk", "license", "missing; set license or license_file"))
+        if not cfg.navtalk.name and not cfg.navtalk.avatar_id:
+            problems.append(Problem("navtalk", "name", "missing; set name (e.g. navtalk.Leo) or "
+                                    "avatar_id"))
+    for name, program in cfg.tools:
+        path = Path(program)
+        if not path.is_absolute():
+            problems.append(Problem("tools", name, f"'{program}' must be an absolute path to "
+                                    "an executable"))
+        elif not path.is_file() or not os.access(path, os.X_OK):
+            problems.append(Problem("tools", name, f"{program} is not an executable file; "
+                                    f"check it exists and chmod +x it"))
     if cfg.audio.backend == "file":
         if cfg.audio.input_file and not Path(cfg.audio.input_file).is_file():
             problems.append(Problem("audio", "input_file", f"{cfg.audio.input_file} does not "
@@ -306,17 +446,21 @@ def parse(text: str, path: str = "<config>") -> Config:
     problems: list[Problem] = []
     base = Path(path).parent if path and not path.startswith("<") else Path.cwd()
     sections: dict[str, Any] = {}
+    tools: list[tuple[str, str]] = []
     for name in parser.sections():
+        if name == "tools":
+            tools = [(key, value.strip()) for key, value in parser.items(name)]
+            continue
         if name not in SECTIONS:
             problems.append(Problem(name, "", "unknown section" + _did_you_mean(name, list(SECTIONS))
-                                    + f" (known sections: {', '.join(SECTIONS)})"))
+                                    + f" (known sections: {', '.join(SECTIONS)}, tools)"))
             continue
         sections[name] = _parse_section(name, SECTIONS[name], dict(parser.items(name)), base,
                                         problems)
     for name, cls in SECTIONS.items():
         if name not in sections:
             sections[name] = _parse_section(name, cls, {}, base, problems)
-    cfg = Config(**sections, path=path)
+    cfg = Config(**sections, tools=tuple(tools), path=path)
     _check_combination(cfg, problems)
     if problems:
         raise ConfigError(path, problems)
@@ -343,13 +487,24 @@ def render(cfg: Config) -> str:
         settings = getattr(cfg, name)
         for fld in dataclasses.fields(settings):
             value = getattr(settings, fld.name)
-            if isinstance(value, Secret):
-                out.append(f"{fld.name} = {MASK}    # from {value.source}")
-            elif value is None:
-                out.append(f"{fld.name} =")
-            else:
-                out.append(f"{fld.name} = {value}")
+            out.append(f"{fld.name} = {_show(value)}")
+    out.append("\n[tools]")
+    out += [f"{name} = {program}" for name, program in cfg.tools]
     return "\n".join(out) + "\n"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Secret):
+        return f"{MASK}    # from {value.source}"
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, tuple):
+        return ", ".join(value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
 
 
 def ini_text(sections: dict[str, dict[str, str]]) -> str:
@@ -365,3 +520,12 @@ def ini_text(sections: dict[str, dict[str, str]]) -> str:
 def documented_keys() -> dict[str, list[str]]:
     """Every section and key the schema knows (for docs and tests)."""
     return {name: [f.name for f in dataclasses.fields(cls)] for name, cls in SECTIONS.items()}
+
+
+def state_dir(cfg: Config) -> Path:
+    """Where edgevoice keeps state: [agent] state_dir, else systemd's $STATE_DIRECTORY, else
+    /var/lib/edgevoice."""
+    if cfg.agent.state_dir:
+        return Path(cfg.agent.state_dir)
+    env = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(env or "/var/lib/edgevoice")

@@ -22,13 +22,16 @@ import backoff
 import requests
 
 from edgevoice.audio.alsa_backend import DeviceError, open_alsa_backend
+from edgevoice.audio.bargein import BargeInSettings
 from edgevoice.audio.engine import AudioEngine
 from edgevoice.audio.file_backend import AudioFileError, open_file_backend
-from edgevoice.config import EX_CONFIG, Config
+from edgevoice.config import EX_CONFIG, Config, state_dir
+from edgevoice.history import History
 from edgevoice.providers import make_provider
 from edgevoice.providers.base import Outcome
 from edgevoice.redact import describe_error
 from edgevoice.session import Session, Stats
+from edgevoice.tools import ToolRunner
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ class ReconnectPolicy:
         self._expo.send(None)
 
     def next_delay(self, outcome: Outcome) -> float:
-        if outcome.retry == "auth":
+        if outcome.retry in ("auth", "long"):  # a wrong key, an empty account: wait long
             return self.auth_delay * self._rng.uniform(0.9, 1.1)
         ceiling = next(self._expo)
         if outcome.retry == "later" and outcome.retry_after is not None:
@@ -141,10 +144,17 @@ class Daemon:
         policy = ReconnectPolicy(s.reconnect_max_delay, s.auth_retry_delay)
         http = requests.Session()
         mic_frames = self.config.audio.mic_queue_ms // 20
+        agent = self.config.agent
+        tools = ToolRunner(dict(self.config.tools), agent.tool_timeout)
+        history = History.open(state_dir(self.config), agent.history_max_kb * 1024) \
+            if agent.history else None
+        barge_in = barge_in_settings(self.config) if agent.barge_in else None
         while not self._stop.is_set():
-            provider = make_provider(self.config)
+            replay = history.recent_user_turns(agent.history_replay_turns) if history else ()
+            provider = make_provider(self.config, replay)
             session = Session(provider, self.engine, s, self.stats, self._stop, self._set_state,
-                              mic_frames=mic_frames, http=http)
+                              mic_frames=mic_frames, http=http, tools=tools, history=history,
+                              barge_in=barge_in)
             self.session = session
             self.engine.frame_sink = session.offer_frame
             started = time.monotonic()
@@ -166,13 +176,27 @@ class Daemon:
             delay = policy.next_delay(outcome)
             lasted = time.monotonic() - started
             if outcome.retry == "auth":
-                log.error("%s; the key looks wrong, retrying in %.0f s", outcome.reason, delay)
+                log.error("%s; the key looks wrong, retrying in %.0f s", outcome.reason, delay,
+                          extra={"event": "auth_failed"})
+            elif outcome.retry == "long":
+                log.error("%s; retrying in %.0f s", outcome.reason, delay,
+                          extra={"event": "session_failed"})
             else:
                 log.warning("session ended after %.1f s: %s; reconnecting in %.1f s", lasted,
-                            outcome.reason, delay)
+                            outcome.reason, delay, extra={"event": "session_ended"})
             self._set_state("offline", f"offline, retry in {delay:.0f} s")
             self._stop.wait(delay)
 
 
 def _discard(frame: bytes, t: float) -> None:
     pass
+
+
+def barge_in_settings(config: Config) -> BargeInSettings:
+    """The detector's settings from the [barge_in] section."""
+    b = config.barge_in
+    return BargeInSettings(onset_frames=b.onset_frames, gate_margin_db=b.gate_margin_db,
+                           warmup_ms=b.warmup_ms, warmup_extra_db=b.warmup_extra_db,
+                           echo_delay_ms=b.echo_delay_ms, echo_tail_ms=b.echo_tail_ms,
+                           confirm_ms=b.confirm_ms, resume_timeout_ms=b.resume_timeout_ms,
+                           vad_mode=b.vad_mode, gate=b.gate)

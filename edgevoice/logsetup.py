@@ -1,8 +1,17 @@
-"""Logging: one handler for the whole daemon, secrets scrubbed, bad input rate-limited."""
+"""Logging: one handler for the whole daemon, secrets scrubbed, bad input rate-limited.
+
+Under systemd (``$JOURNAL_STREAM`` set) records go to journald with structured fields an
+operator can filter on: ``journalctl -u edgevoice SESSION_ID=conv_abc``, ``PROVIDER=xuna``,
+``EVENT=barge_in``. Otherwise plain text goes to stderr. Either way every message is
+scrubbed of secrets, and nothing but the scrubbed message and a fixed set of safe fields
+reaches the journal (python-systemd's own handler would also send the unformatted message
+arguments).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -10,12 +19,77 @@ import time
 from edgevoice.redact import ScrubbingFormatter
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+JOURNAL_FORMAT = "%(name)s: %(message)s"
+
+_context: dict[str, str] = {}
 
 
-def setup_logging(level: str = "info", stream=None) -> None:
-    """Send every logger's records to stderr, formatted, with secrets scrubbed."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(ScrubbingFormatter(FORMAT))
+def set_context(**fields: str | None) -> None:
+    """Journal fields attached to every following record, e.g.
+    ``set_context(provider="xuna", session_id="conv_1")``; None removes a field."""
+    for key, value in fields.items():
+        if value is None:
+            _context.pop(key.upper(), None)
+        else:
+            _context[key.upper()] = str(value)
+
+
+_PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6,
+             logging.DEBUG: 7}
+
+
+class JournalHandler(logging.Handler):
+    """journald, with only the scrubbed message and safe fields."""
+
+    def __init__(self, send=None) -> None:
+        super().__init__()
+        if send is None:
+            from systemd import journal
+            send = journal.send
+        self._send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields = {"PRIORITY": str(_PRIORITY.get(record.levelno, 6)),
+                      "SYSLOG_IDENTIFIER": "edgevoice", "LOGGER": record.name,
+                      "THREAD_NAME": record.threadName, "CODE_FILE": record.pathname,
+                      "CODE_LINE": str(record.lineno), "CODE_FUNC": record.funcName}
+            fields.update(_context)
+            event = getattr(record, "event", None)
+            if event:
+                fields["EVENT"] = str(event)
+            self._send(self.format(record), **fields)
+        except Exception:
+            self.handleError(record)
+
+
+def under_journald() -> bool:
+    """True when stderr is connected to the journal (systemd sets $JOURNAL_STREAM)."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    if not stream:
+        return False
+    try:
+        dev, ino = (int(x) for x in stream.split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError):
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
+
+
+def setup_logging(level: str = "info", stream=None, journal: bool | None = None) -> None:
+    """Send every logger's records to journald (under systemd) or stderr, secrets scrubbed."""
+    handler: logging.Handler | None = None
+    if journal is None:
+        journal = stream is None and under_journald()
+    if journal:
+        try:
+            handler = JournalHandler()
+            handler.setFormatter(ScrubbingFormatter(JOURNAL_FORMAT))
+        except ImportError:
+            handler = None
+    if handler is None:
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setFormatter(ScrubbingFormatter(FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -25,11 +25,14 @@ import requests
 import websocket
 
 from edgevoice import redact
-from edgevoice.logsetup import RateLimitedLog
+from edgevoice.audio.bargein import BargeInDetector, BargeInSettings
+from edgevoice.history import History
+from edgevoice.logsetup import RateLimitedLog, set_context
 from edgevoice.threads import start_thread
+from edgevoice.tools import ToolRunner
 from edgevoice.providers.base import (AgentAudio, Ended, HttpResponse, Interruption, Malformed,
                                       Notice, Outcome, OutputFormat, Provider, Ready, Reply,
-                                      SessionFailed, Transcript)
+                                      ResponseDone, SessionFailed, ToolCall, Transcript)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,10 @@ class Stats:
     agent_audio_bytes: int = 0       # at the agent's own rate
     agent_audio_seconds: float = 0.0
     late_chunks_dropped: int = 0     # agent audio of an interrupted response
-    interruptions: int = 0
+    interruptions: int = 0           # by the server
+    local_pauses: int = 0            # the device heard the user over the agent
+    local_flushes: int = 0           # … and stopped the response itself (voiceapi)
+    false_barge_ins: int = 0         # paused, nothing confirmed, resumed
     pongs_sent: int = 0
     malformed: int = 0
     # the last 2 minutes of frames: capture-to-wire latency and send instants
@@ -101,18 +107,34 @@ class LateAudioFilter:
 
     xuna tags audio with an increasing ``event_id``; after an interruption every chunk whose
     id is at or below the interrupted one is late (ids compare as numbers, other ids by
-    equality). Audio without ids always passes.
+    equality). Dialects without ids: after an interruption, audio is dropped until the
+    provider says the response is done, or until the audio pauses for ``gap_s`` (the
+    cancelled stream has ended and the next response starts).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, gap_s: float = 0.5) -> None:
         self.cutoff: Any = None
         self.last_id: Any = None
+        self.gap_s = gap_s
+        self.dropping = False
+        self._last_arrival = 0.0
 
     def interrupt(self, response_id: Any) -> None:
         self.cutoff = response_id if response_id is not None else self.last_id
+        if self.cutoff is None:
+            self.dropping = True
 
-    def admit(self, response_id: Any) -> bool:
+    def response_done(self) -> None:
+        self.dropping = False
+
+    def admit(self, response_id: Any, now: float = 0.0) -> bool:
         if response_id is None:
+            if self.dropping:
+                if now - self._last_arrival < self.gap_s:
+                    self._last_arrival = now
+                    return False
+                self.dropping = False
+            self._last_arrival = now
             return True
         cutoff = self.cutoff
         if cutoff is not None:
@@ -123,6 +145,13 @@ class LateAudioFilter:
                 return False
         self.last_id = response_id
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class _BargeIn:
+    decision: str   # pause | resume | flush
+    played_s: float
+    dropped_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +194,9 @@ class Session:
 
     def __init__(self, provider: Provider, engine, settings, stats: Stats,
                  stop: threading.Event, on_state: StateCallback,
-                 mic_frames: int = 50, http: requests.Session | None = None) -> None:
+                 mic_frames: int = 50, http: requests.Session | None = None,
+                 tools: ToolRunner | None = None, history: History | None = None,
+                 barge_in: BargeInSettings | None = None) -> None:
         self.provider = provider
         self.engine = engine
         self.settings = settings
@@ -173,6 +204,8 @@ class Session:
         self.stop = stop
         self.on_state = on_state
         self.http = http or requests.Session()
+        self.tools = tools
+        self.history = history
         self.session_id: str | None = None
         self.mic = MicQueue(max(5, mic_frames))
         self._ws: websocket.WebSocket | None = None
@@ -180,6 +213,9 @@ class Session:
         self._streaming = threading.Event()
         self._closed = threading.Event()
         self._late = LateAudioFilter()
+        self._detector = (BargeInDetector(barge_in, provider.mic_rate, engine.speaker,
+                                          confirm_locally=not provider.interrupts)
+                          if barge_in is not None else None)
         self._bad = RateLimitedLog(log, 10.0)
         self._last_rx = time.monotonic()
         self._threads: list[threading.Thread] = []
@@ -214,7 +250,11 @@ class Session:
         plan = provider.connect_plan(response)
         for secret in plan.secrets:
             redact.register(secret)
+        self.session_id = plan.session_id
+        set_context(provider=provider.name, session_id=plan.session_id)
         shown = redact.redact_url(plan.url)
+        if plan.note:
+            log.info("%s", plan.note, extra={"event": "session_opening"})
         self.on_state("connecting", f"connecting to {provider.name} at {shown}")
         log.info("connecting to %s agent at %s", provider.name, shown)
         self._ws = _interruptible(lambda: self._connect(plan), self.stop, s.connect_timeout,
@@ -294,11 +334,19 @@ class Session:
 
     def _handle(self, event) -> Outcome | None:
         if isinstance(event, Transcript):
-            log.info("%s: %s", "user" if event.role == "user" else "agent", event.text)
+            log.info("%s: %s", "user" if event.role == "user" else "agent", event.text,
+                     extra={"event": f"transcript_{event.role}"})
+            if self.history is not None:
+                self.history.append(event.role, event.text, self.session_id)
+        elif isinstance(event, ToolCall):
+            self._call_tool(event)
         elif isinstance(event, Ready):
             self._begin_streaming(event)
         elif isinstance(event, Interruption):
-            log.info("agent interrupted by the server (response %s)", event.response_id)
+            log.info("agent interrupted by the server (response %s)", event.response_id,
+                     extra={"event": "interruption"})
+        elif isinstance(event, _BargeIn):
+            self._log_barge_in(event)
         elif isinstance(event, OutputFormat):
             log.info("agent audio arrives at %d Hz", event.rate)
         elif isinstance(event, Notice):
@@ -313,10 +361,49 @@ class Session:
             return self.provider.close_outcome(event.code, event.reason)
         return None
 
+    def _log_barge_in(self, event: _BargeIn) -> None:
+        stats = self.stats
+        if event.decision == "pause":
+            stats.local_pauses += 1
+            log.info("user talks over the agent: paused after %.2f s of its answer",
+                     event.played_s, extra={"event": "barge_in"})
+            self.on_state("listening", "barge-in")
+        elif event.decision == "resume":
+            stats.false_barge_ins += 1
+            log.info("no interruption followed: the agent resumes (%d false barge-in(s) so "
+                     "far)", stats.false_barge_ins, extra={"event": "barge_in_resumed"})
+        else:
+            stats.local_flushes += 1
+            log.info("barge-in confirmed on the device: %.2f s of the answer reached the "
+                     "speaker, %.2f s dropped", event.played_s, event.dropped_s,
+                     extra={"event": "barge_in_confirmed"})
+
+    def _call_tool(self, call: ToolCall) -> None:
+        log.info("agent calls %s (call %s)", call.name, call.call_id,
+                 extra={"event": "tool_call"})
+
+        def reply(output: str, is_error: bool) -> None:
+            if self._closed.is_set():
+                log.info("session ended before %s answered; result dropped", call.name)
+                return
+            try:
+                for message in self.provider.tool_result(call, output, is_error):
+                    self._send(message)
+            except (websocket.WebSocketException, OSError) as exc:
+                log.warning("could not send the result of %s: %s", call.name,
+                            redact.describe_error(exc))
+
+        if self.tools is None:
+            reply(f"this device has no tool named {call.name}", True)
+        else:
+            self.tools.submit(call.name, call.arguments, reply)
+
     def _begin_streaming(self, event: Ready) -> None:
         if event.session_id:
             self.session_id = event.session_id
-            log.info("conversation %s started", event.session_id)
+            set_context(session_id=event.session_id)
+            log.info("conversation %s started", event.session_id,
+                     extra={"event": "session_started"})
         if self._streaming.is_set():
             return
         self.mic.clear()
@@ -326,9 +413,31 @@ class Session:
         self.on_state("listening", f"connected to {self.provider.name} agent")
 
     def offer_frame(self, frame: bytes, t: float) -> None:
-        """The capture thread's sink: queue a mic frame if the server wants audio."""
+        """The capture thread's sink: judge the frame for barge-in, and queue it if the
+        server wants audio (it always does while streaming: its own VAD needs the user's
+        voice during barge-in too)."""
+        detector = self._detector
+        if detector is not None:
+            decision = detector.process(frame, t)
+            if decision is not None:
+                self._barge_in(decision)
         if self._streaming.is_set():
             self.mic.put(frame, t)
+
+    def _barge_in(self, decision: str) -> None:
+        """Carry out a barge-in decision at once (capture thread); log it later."""
+        buffer = self.engine.buffer
+        per_s = 2.0 * self.engine.playback.rate
+        played = buffer.played_of(buffer.current_response) / per_s
+        dropped = 0.0
+        if decision == "pause":
+            buffer.pause()
+        elif decision == "resume":
+            buffer.resume()
+        elif decision == "flush":
+            dropped = self.engine.flush_playback() / per_s
+            self._late.interrupt(None)
+        self._put(_BargeIn(decision, played, dropped))
 
     # -- send thread --------------------------------------------------------------------------
     def _send(self, message) -> None:
@@ -407,7 +516,7 @@ class Session:
     def _dispatch(self, event) -> None:
         """Handle an event on the receive thread: audio and interruptions must not wait."""
         if isinstance(event, AgentAudio):
-            if not self._late.admit(event.response_id):
+            if not self._late.admit(event.response_id, time.monotonic()):
                 self.stats.late_chunks_dropped += 1
                 return
             rate = self.provider.output_rate
@@ -419,10 +528,14 @@ class Session:
             played = self.engine.buffer.played_of(response) / 2 / self.engine.playback.rate
             dropped = self.engine.flush_playback() / 2 / self.engine.playback.rate
             self._late.interrupt(event.response_id)
+            if self._detector is not None:
+                self._detector.confirmed()
             self.stats.interruptions += 1
             log.info("interruption: %.2f s of response %s reached the speaker, %.2f s dropped",
                      played, response, dropped)
             self._put(event)
+        elif isinstance(event, ResponseDone):
+            self._late.response_done()
         elif isinstance(event, Reply):
             try:
                 self._send(event.message)

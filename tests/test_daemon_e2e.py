@@ -95,8 +95,10 @@ def _question_then_barge_in(tmp_path, gap_s: float) -> str:
 
 
 def test_xuna_interruption_stops_playback_and_drops_late_audio(make_agent, run_daemon, tmp_path):
+    """The server's interruption alone (local barge-in off)."""
     agent = make_agent("xuna", late_audio_after_interrupt=True)
-    handle = run_daemon(agent, _question_then_barge_in(tmp_path, 1.0))
+    handle = run_daemon(agent, _question_then_barge_in(tmp_path, 1.0),
+                        extra={"agent": {"barge_in": "off"}})
     interrupted = agent.wait_for("interrupted", timeout=20)[0]
     second = agent.wait_for("reply_start", count=2, timeout=20)[1]
     agent.wait_for("reply_end", timeout=20,
@@ -196,3 +198,40 @@ def test_stop_leaves_no_thread_behind(make_agent, run_daemon):
     assert time.monotonic() - started < 2.0
     alive = [t.name for t in threading.enumerate() if t.name.startswith(DAEMON_THREADS)]
     assert alive == []
+
+
+def _second_onset_s(gap_s: float) -> float:
+    """When the user starts talking over the agent in the input WAV (seconds)."""
+    q, rate = question()
+    (first, _), = audible_spans(q, rate)[:1]
+    return len(q) / rate + gap_s + first
+
+
+@pytest.mark.parametrize("dialect", ["xuna", "voiceapi"])
+def test_local_barge_in_stops_the_agent_within_100ms_of_the_users_onset(
+        make_agent, run_daemon, tmp_path, dialect):
+    agent = make_agent(dialect)
+    handle = run_daemon(agent, _question_then_barge_in(tmp_path, 1.0))
+    agent.wait_for("interrupted", timeout=20)
+    second = agent.wait_for("reply_start", count=2, timeout=20)[1]
+    wait_until(lambda: drained(handle) and handle.daemon.stats.agent_audio_seconds > 3, 20,
+               "the second answer")
+    t0 = handle.t0()
+    stats = handle.daemon.stats
+    handle.stop()
+
+    onset = _second_onset_s(1.0)
+    samples, rate, spans = speaker_spans(handle)
+    first_answer = spans[0]
+    assert first_answer[0] < onset < first_answer[1] + 0.2, (spans, onset)
+    assert first_answer[1] - onset <= 0.1, f"agent still audible {first_answer[1] - onset:.3f} s"
+    assert stats.local_pauses >= 1
+    if dialect == "voiceapi":  # no interruption event: the device confirms by itself
+        assert stats.local_flushes == 1 and stats.interruptions == 0
+    else:
+        assert stats.interruptions == 1
+    assert stats.false_barge_ins == 0
+    # silence until the next answer, which plays normally
+    quiet = samples[int((first_answer[1] + 0.05) * rate):int((second.t - t0) * rate)]
+    assert np.abs(quiet).max() < 300
+    assert any(abs(s - (second.t - t0)) < 0.25 for s, _ in spans[1:])

@@ -10,7 +10,8 @@ import pytest
 from edgevoice.config import parse
 from edgevoice.providers import make_provider
 from edgevoice.providers.base import (AgentAudio, HttpResponse, Interruption, Malformed, Notice,
-                                      OutputFormat, Ready, Reply, SessionFailed, Transcript)
+                                      OutputFormat, Ready, Reply, SessionFailed, ToolCall,
+                                      Transcript)
 from edgevoice.providers.xuna import parse_audio_format
 
 
@@ -132,13 +133,14 @@ def test_transcripts():
         Transcript("user", "What are your opening hours?")]
 
 
-def test_client_tool_call_without_tools_gets_an_error_result():
-    events = provider().decode(json.dumps({"type": "client_tool_call", "client_tool_call": {
-        "tool_name": "open_door", "tool_call_id": "t1", "parameters": {}}}))
-    reply = next(e for e in events if isinstance(e, Reply))
-    assert json.loads(reply.message) == {"type": "client_tool_result", "tool_call_id": "t1",
-                                         "result": "this device has no tool named open_door",
-                                         "is_error": True}
+def test_client_tool_call_and_its_result():
+    p = provider()
+    (call,) = p.decode(json.dumps({"type": "client_tool_call", "client_tool_call": {
+        "tool_name": "open_door", "tool_call_id": "t1", "parameters": {"door": "front"}}}))
+    assert call == ToolCall("t1", "open_door", {"door": "front"})
+    (msg,) = p.tool_result(call, "opened", False)
+    assert json.loads(msg) == {"type": "client_tool_result", "tool_call_id": "t1",
+                               "result": "opened", "is_error": False}
 
 
 @pytest.mark.parametrize("message", [

@@ -175,6 +175,11 @@ class _Stream:
         except (OSError, ValueError) as exc:
             raise DeviceError(f"cannot open {direction} device {device.name!r} at {rate} Hz: "
                               f"{exc}") from None
+        try:  # how long after a write it is heard / before a read it was captured
+            self.latency_s = float(self._stream.get_output_latency() if direction == "output"
+                                   else self._stream.get_input_latency())
+        except (OSError, AttributeError):
+            self.latency_s = 0.0
 
     def close(self) -> None:
         stream, self._stream = self._stream, None

@@ -15,6 +15,9 @@ import threading
 import time
 from typing import Callable
 
+import numpy as np
+
+from edgevoice.audio.bargein import SILENCE_DB, SpeakerLevels, level_db
 from edgevoice.audio.frames import Framer, frame_bytes
 from edgevoice.audio.playback_buffer import PlaybackBuffer
 from edgevoice.audio.resample import StreamResampler
@@ -37,6 +40,7 @@ class AudioEngine:
         self.playback = playback
         self.wire_rate = wire_rate
         self.buffer = PlaybackBuffer(int(buffer_seconds * playback.rate) * 2)
+        self.speaker = SpeakerLevels()  # what the speaker played when (for barge-in)
         self.frame_sink: FrameSink = _discard
         self._uplink = StreamResampler(capture.rate, wire_rate)
         self._framer = Framer(frame_bytes(wire_rate))
@@ -89,6 +93,7 @@ class AudioEngine:
         read = self.capture.read
         uplink = self._uplink.process
         push = self._framer.push
+        latency = getattr(self.capture, "latency_s", 0.0)  # a frame is older than its read
         while not self._stop.is_set():
             try:
                 chunk = read(block)
@@ -98,7 +103,7 @@ class AudioEngine:
                                      describe_error(exc))
                 self._stop.wait(0.5)
                 continue
-            now = time.monotonic()
+            now = time.monotonic() - latency
             for frame in push(uplink(chunk)):
                 self.frames_captured += 1
                 self.frame_sink(frame, now)
@@ -106,14 +111,22 @@ class AudioEngine:
     def _player_loop(self) -> None:
         block = bytearray(frame_bytes(self.playback.rate))
         view = memoryview(block)
+        samples = np.frombuffer(block, dtype="<i2")  # a view: no copy per block
         read_into = self.buffer.read_into
         write = self.playback.write
+        record = self.speaker.record
+        latency = getattr(self.playback, "latency_s", 0.0)  # written now, heard this much later
+        wait_writable = getattr(self.playback, "wait_writable", None)
         while not self._stop.is_set():
-            read_into(view)
             try:
+                if wait_writable is not None:
+                    wait_writable()
+                audible = read_into(view) > 0
                 write(block)
             except Exception as exc:
                 self._errors.warning("playback", "speaker write failed: %s", describe_error(exc))
                 self._stop.wait(0.5)
                 continue
+            record(time.monotonic() + latency, level_db(samples) if audible else SILENCE_DB,
+                   audible)
             self.blocks_played += 1

@@ -113,6 +113,11 @@ class FilePlayback:
         self._lock = threading.Lock()
         self.xruns = 0
 
+    def wait_writable(self) -> None:
+        """Block until the next block is due, so the player takes it from the buffer at the
+        last moment (a pause then takes effect at the very next block)."""
+        self._clock.wait_until_sample(self._written)
+
     def write(self, pcm: bytes) -> None:
         self._clock.wait_until_sample(self._written)
         now = self._clock.sample_now()

@@ -138,6 +138,11 @@ class PlaybackBuffer:
     def buffered_bytes(self) -> int:
         return self._fill
 
+    @property
+    def current_response(self) -> object:
+        """The response whose audio played last."""
+        return self._last_played_id
+
     def played_of(self, response_id: object) -> int:
         """Bytes of the response ``response_id`` that reached the speaker so far."""
         with self._lock:

@@ -51,13 +51,16 @@ class ConnectPlan:
     first_messages: tuple[Wire, ...] = ()
     stream_on_open: bool = False  # True: send mic audio right away; else wait for Ready
     secrets: tuple[str, ...] = ()  # run-time tokens to scrub from logs
+    note: str = ""  # logged at INFO when the session opens (e.g. the server's connection id)
+    session_id: str | None = None  # the server's id for this session, when known up front
 
 
 # -- how a session ended, and what to do next -------------------------------------------------
 @dataclass(frozen=True)
 class Outcome:
     """Why a session ended. ``retry``: "soon" (normal backoff), "auth" (the key is wrong or
-    the device is disabled: wait long), "later" (``retry_after`` seconds)."""
+    the device is disabled: wait long), "long" (another lasting problem, e.g. an empty
+    account: wait long), "later" (``retry_after`` seconds)."""
 
     reason: str
     retry: str = "soon"
@@ -120,10 +123,23 @@ class Interruption:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseDone:
+    """The agent's current response has ended (its audio after this belongs to the next)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Transcript:
     role: str  # "user" | "agent"
     text: str
     final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The agent asks the device to run a function; answer with ``Provider.tool_result``."""
+    call_id: str
+    name: str
+    arguments: Any  # dict, or the raw string when it was not a JSON object
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,14 +166,15 @@ class Malformed:
     reason: str
 
 
-Event = Union[Ready, OutputFormat, AgentAudio, Interruption, Transcript, Reply, Notice, Ended,
-              Malformed]
+Event = Union[Ready, OutputFormat, AgentAudio, Interruption, ResponseDone, Transcript, ToolCall,
+              Reply, Notice, Ended, Malformed]
 
 
 class Provider:
     """Base class; see the module docstring for the lifecycle."""
 
     name = "base"
+    interrupts = True     # the server sends an interruption event when the user talks over
     mic_rate = 16000      # Hz of the PCM the provider sends
     output_rate = 16000   # Hz of the agent audio it receives (may change by OutputFormat)
 
@@ -177,6 +194,10 @@ class Provider:
         """A message saying the user is present (button press), if the dialect has one."""
         return None
 
+    def tool_result(self, call: ToolCall, output: str, is_error: bool) -> Sequence[Wire]:
+        """The messages that answer ``call`` (empty when the dialect has no function calls)."""
+        return ()
+
     def close_outcome(self, code: int | None, reason: str) -> Outcome:
         return Outcome(f"server closed the connection (code {code}{', ' + reason if reason else ''})")
 
@@ -186,6 +207,17 @@ class Provider:
             return Outcome(f"WebSocket handshake refused (HTTP {status}): check the agent id and "
                            "API key", "auth")
         return Outcome(f"WebSocket handshake refused (HTTP {status})")
+
+
+def parse_arguments(raw: Any) -> Any:
+    """Function-call arguments arrive as an object or as a JSON string of one."""
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return raw
+        return value if isinstance(value, dict) else raw
+    return raw if raw is not None else {}
 
 
 def parse_json_object(message: Wire) -> dict | Malformed:

@@ -44,6 +44,7 @@ _CLOSE_CODES = {
 
 class VoiceApiProvider(Provider):
     name = "voiceapi"
+    interrupts = False  # no interruption message: local barge-in confirms by itself
     mic_rate = 16000
     output_rate = 16000
 

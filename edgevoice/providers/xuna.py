@@ -15,7 +15,8 @@ import urllib.parse
 from edgevoice.providers.base import (AgentAudio, ConnectPlan, Event, HttpRequest,
                                       HttpResponse, Interruption, Malformed, Notice, Outcome,
                                       OutputFormat, Provider, Ready, Reply, SessionFailed,
-                                      Transcript, dig, http_failure, parse_json_object)
+                                      ToolCall, Transcript, dig, http_failure, parse_arguments,
+                                      parse_json_object)
 
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
 _IGNORED = frozenset({"vad_score", "internal_tentative_agent_response", "agent_chat_response_part",
@@ -174,15 +175,16 @@ class XunaProvider(Provider):
             Malformed("user_transcript without user_transcription_event.user_transcript")]
 
     def _tool_call(self, msg: dict) -> list[Event]:
-        call = msg.get("client_tool_call") or {}
+        call = msg.get("client_tool_call")
         call_id = dig(call, "tool_call_id")
-        name = str(dig(call, "tool_name"))[:64]
-        if call_id is None:
-            return [Malformed("client_tool_call without tool_call_id")]
-        result = {"type": "client_tool_result", "tool_call_id": call_id,
-                  "result": f"this device has no tool named {name}", "is_error": True}
-        return [Notice(f"agent called tool {name!r}, which this device does not have",
-                       logging.WARNING), Reply(json.dumps(result))]
+        name = dig(call, "tool_name")
+        if call_id is None or not isinstance(name, str):
+            return [Malformed("client_tool_call without tool_call_id or tool_name")]
+        return [ToolCall(str(call_id), name, parse_arguments(dig(call, "parameters")))]
+
+    def tool_result(self, call: ToolCall, output: str, is_error: bool) -> tuple[str]:
+        return (json.dumps({"type": "client_tool_result", "tool_call_id": call.call_id,
+                            "result": output, "is_error": is_error}),)
 
     def _client_error(self, msg: dict) -> list[Event]:
         return [Notice(f"server reported an error: {str(msg)[:200]}", logging.WARNING)]

@@ -1,0 +1,270 @@
+"""Local barge-in: is the user talking over the agent, judged frame by frame on the device.
+
+Two parts, both without threads of their own:
+
+- :class:`SpeakerLevels`: the player records the level (dBFS) of every block it plays and
+  the instant the block reaches the speaker. The capture side asks "how loud was the
+  speaker one echo path ago?".
+- :class:`BargeInDetector`: for each 20 ms mic frame while the agent is audible, webrtcvad
+  says whether it is speech, and an **echo gate** says whether the mic is louder than the
+  agent's own voice coming back would make it: ``mic_db - speaker_db(t - echo delay)``
+  must exceed the learned echo coupling by ``gate_margin_db``. The coupling is learned
+  while the agent talks (a low percentile of mic-minus-speaker level: echo-only frames
+  dominate), so loud speakers next to the mic and quiet ones across the room both work.
+  During a warm-up after the agent starts speaking the gate is stricter. The echo delay
+  is configured or measured (cross-correlating mic and speaker level tracks).
+
+The decisions (``"pause"``, ``"flush"``, ``"resume"``) are carried out by the session:
+pause playback at onset, flush on the server's interruption event (or, for dialects
+without one, on speech lasting ``confirm_ms``), resume where playback paused when
+nothing confirms within ``resume_timeout_ms`` and the user is silent again.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+SILENCE_DB = -100.0
+VAD_RATES = (8000, 16000, 32000, 48000)
+MIC_FLOOR_DB = -70.0         # quieter than this is "nothing" (no room is that quiet)
+SPEAKER_ACTIVE_DB = -60.0    # the speaker counts as playing above this
+MAX_DELAY_S = 0.24           # echo delays considered before one is measured
+MIN_LEARNT_FRAMES = 25       # half a second of playback before the coupling is trusted
+COUPLING_PERCENTILE = 0.9
+
+
+def level_db(pcm: bytes | np.ndarray) -> float:
+    """RMS level of PCM16 in dBFS (-100 for digital silence)."""
+    samples = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, (bytes, bytearray,
+                                                                   memoryview)) else pcm
+    if len(samples) == 0:
+        return SILENCE_DB
+    x = samples.astype(np.float32)
+    power = float(np.dot(x, x)) / len(x)
+    return 10.0 * math.log10(power / (32768.0 ** 2)) if power > 0 else SILENCE_DB
+
+
+class SpeakerLevels:
+    """What the speaker played and when: (play instant, level dB) of the last few seconds.
+
+    Written by the player thread (one block at a time), read by the capture thread. The
+    arrays are preallocated; a reader may see a block a moment late, never a torn one that
+    matters (the level is written before the time that makes it visible).
+    """
+
+    def __init__(self, seconds: float = 4.0, block_s: float = 0.02) -> None:
+        n = max(16, int(seconds / block_s))
+        self._t = [0.0] * n
+        self._db = [SILENCE_DB] * n
+        self._n = n
+        self._count = 0
+        self.block_s = block_s
+        self.last_audible = -1e9  # instant the last block with real agent audio played
+
+    def record(self, play_time: float, db: float, audible: bool) -> None:
+        i = self._count % self._n
+        self._db[i] = db
+        self._t[i] = play_time
+        self._count += 1
+        if audible:
+            self.last_audible = play_time
+
+    def max_db(self, start: float, end: float) -> float:
+        """Loudest block playing at any time in [start, end]."""
+        best = SILENCE_DB
+        count, n = self._count, self._n
+        times, levels, block = self._t, self._db, self.block_s
+        for k in range(count - 1, max(-1, count - n - 1), -1):  # newest first
+            i = k % n
+            t = times[i]
+            if t + block < start:
+                break  # everything older is older still
+            if t <= end and levels[i] > best:
+                best = levels[i]
+        return best
+
+
+@dataclass(frozen=True)
+class BargeInSettings:
+    onset_frames: int = 3          # consecutive speech frames passing the gate → pause
+    gate_margin_db: float = 8.0    # mic must beat the expected echo by this much
+    warmup_ms: int = 400           # after the agent starts: stricter gate …
+    warmup_extra_db: float = 6.0   # … by this much
+    echo_delay_ms: int = 0         # 0: measure it; else the acoustic + device delay
+    echo_tail_ms: int = 120        # reverberation counted as echo after the delay
+    initial_coupling_db: float = 0.0  # echo coupling assumed before it is learned
+    confirm_ms: int = 600          # speech this long confirms (dialects without an event)
+    resume_timeout_ms: int = 1500  # no confirmation this long and silence → resume
+    silence_to_resume_ms: int = 300
+    vad_mode: int = 3
+    gate: bool = True              # False: VAD alone (for measuring what the gate buys)
+
+
+class BargeInDetector:
+    """Frame-by-frame decisions; call :meth:`process` from the capture thread."""
+
+    FRAME_S = 0.02
+
+    def __init__(self, settings: BargeInSettings, rate: int, speaker: SpeakerLevels,
+                 confirm_locally: bool) -> None:
+        self.s = settings
+        self.rate = rate
+        self.speaker = speaker
+        self.confirm_locally = confirm_locally
+        self._vad = webrtcvad.Vad(settings.vad_mode)
+        # webrtcvad takes 8/16/32/48 kHz; 24 kHz frames are averaged down to 8 kHz for it
+        self._vad_rate = rate if rate in VAD_RATES else 8000
+        self._decimate = 1 if rate in VAD_RATES else rate // 8000
+        self._lock = threading.Lock()
+        self._diffs: collections.deque[float] = collections.deque(maxlen=100)  # ~2 s of playback
+        self.coupling_db = settings.initial_coupling_db
+        self.echo_delay_s = settings.echo_delay_ms / 1000.0
+        self._delay_known = settings.echo_delay_ms > 0
+        self._mic_track: collections.deque[tuple[float, float]] = collections.deque(maxlen=60)
+        self.state = "idle"       # idle | paused | flushed
+        self._run = 0             # consecutive gate-passing speech frames
+        self._voiced_ms = 0       # speech since the pause
+        self._quiet_ms = 0        # silence since the last speech frame while paused
+        self._paused_ms = 0
+        self._agent_started: float | None = None
+        # counters for logs and the bench
+        self._flushed_at = 0.0
+        self.pauses = 0
+        self.false_barge_ins = 0
+        self.flushes = 0
+
+    # -- the per-frame entry point ----------------------------------------------------------
+    def process(self, frame: bytes, t_end: float) -> str | None:
+        """Judge one mic frame that ended at ``t_end`` (monotonic). Returns "pause",
+        "flush", "resume" or None."""
+        if self.state == "flushed" and self.speaker.last_audible > self._flushed_at:
+            self.state = "idle"  # a new response is playing: watch it again
+            self._run = 0
+            self._agent_started = None
+        audible = t_end - self.speaker.last_audible < 0.3
+        if not audible and self.state == "idle":
+            self._agent_started = None
+            self._run = 0
+            return None
+        if self._agent_started is None:
+            self._agent_started = t_end
+        samples = np.frombuffer(frame, dtype="<i2")
+        mic_db = level_db(samples)
+        speech = self._is_speech(samples)
+        passes = self._gate(mic_db, t_end, speech) if self.s.gate else True
+        with self._lock:
+            return self._step(speech, speech and passes)
+
+    def _is_speech(self, samples: np.ndarray) -> bool:
+        if self._decimate > 1:
+            n = len(samples) // self._decimate * self._decimate
+            samples = samples[:n].reshape(-1, self._decimate).mean(axis=1).astype("<i2")
+        try:
+            return self._vad.is_speech(samples.tobytes(), self._vad_rate)
+        except Exception:  # a frame webrtcvad cannot take is not speech
+            return False
+
+    def _gate(self, mic_db: float, t_end: float, speech: bool) -> bool:
+        mic_db = max(mic_db, MIC_FLOOR_DB)
+        tail = self.s.echo_tail_ms / 1000.0
+        if self._delay_known:
+            delay = self.echo_delay_s
+            ref_db = self.speaker.max_db(t_end - self.FRAME_S - delay - tail, t_end - delay)
+        else:  # the echo may come from anything played over every plausible delay
+            ref_db = self.speaker.max_db(t_end - self.FRAME_S - MAX_DELAY_S - tail, t_end)
+            self._track(t_end, mic_db)
+        if ref_db <= SPEAKER_ACTIVE_DB:
+            return True  # the speaker was silent: there is no echo to mistake for the user
+        diff = mic_db - ref_db
+        self._learn(diff)
+        margin = self.s.gate_margin_db
+        if self._agent_started is not None and t_end - self._agent_started < \
+                self.s.warmup_ms / 1000.0:
+            margin += self.s.warmup_extra_db
+        return diff > self.coupling_db + margin
+
+    def _learn(self, diff: float) -> None:
+        """Echo coupling = 90th percentile of mic-minus-speaker level over the last ~2 s in
+        which the speaker was active. The speaker level is the loudest block over the echo
+        window, so echo alone never comes out above the true coupling, only below it (quiet
+        syllables against a loud window): a high percentile finds the true value, and the
+        user's rare talking-over (a few frames before playback pauses) hardly moves it. A
+        mic that hears no echo at all (a headset, the file backend) drives it far down, so
+        the user always passes."""
+        diffs = self._diffs
+        diffs.append(diff)
+        if len(diffs) >= MIN_LEARNT_FRAMES:
+            ordered = sorted(diffs)
+            self.coupling_db = ordered[int(len(ordered) * COUPLING_PERCENTILE)]
+
+    def _track(self, t_end: float, mic_db: float) -> None:
+        """Measure the echo delay: lag (0-240 ms) at which the speaker's level track best
+        matches the mic's, re-estimated every second of playback."""
+        self._mic_track.append((t_end, mic_db))
+        if len(self._mic_track) < 50 or len(self._mic_track) % 50:
+            return
+        times = [t for t, _ in self._mic_track]
+        mic = np.array([db for _, db in self._mic_track])
+        if mic.std() < 3.0:
+            return
+        best, best_lag = 0.6, None  # demand a clear match
+        for lag_frames in range(0, 13):
+            lag = lag_frames * self.FRAME_S
+            ref = np.array([self.speaker.max_db(t - self.FRAME_S - lag, t - lag) for t in times])
+            if ref.std() < 3.0:
+                continue
+            r = float(np.corrcoef(mic, ref)[0, 1])
+            if r > best:
+                best, best_lag = r, lag
+        if best_lag is not None:
+            self.echo_delay_s = best_lag
+            self._delay_known = True
+
+    # -- the state machine --------------------------------------------------------------------
+    def _step(self, speech: bool, user: bool) -> str | None:
+        ms = int(self.FRAME_S * 1000)
+        if self.state == "idle":
+            self._run = self._run + 1 if user else 0
+            if self._run >= self.s.onset_frames:
+                self.state = "paused"
+                self.pauses += 1
+                self._voiced_ms = self._run * ms
+                self._quiet_ms = 0
+                self._paused_ms = 0
+                self._run = 0
+                return "pause"
+            return None
+        if self.state == "paused":
+            self._paused_ms += ms
+            if speech:
+                self._voiced_ms += ms
+                self._quiet_ms = 0
+            else:
+                self._quiet_ms += ms
+            if self.confirm_locally and self._voiced_ms >= self.s.confirm_ms:
+                self.state = "flushed"
+                self._flushed_at = self.speaker.last_audible
+                self.flushes += 1
+                return "flush"
+            if (self._paused_ms >= self.s.resume_timeout_ms
+                    and self._quiet_ms >= self.s.silence_to_resume_ms):
+                self.state = "idle"
+                self.false_barge_ins += 1
+                return "resume"
+            return None
+        return None  # flushed: waiting for the next response to play
+
+    def confirmed(self) -> None:
+        """The server's interruption event arrived and playback was flushed: the
+        response is over, whether or not the local path had paused it."""
+        with self._lock:
+            if self.state == "paused":
+                self.flushes += 1
+            self.state = "flushed"
+            self._flushed_at = self.speaker.last_audible
