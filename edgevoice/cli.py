@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 
 from edgevoice import __version__
 from edgevoice.config import DEFAULT_PATH, EX_CONFIG, ConfigError, load, render
@@ -25,25 +23,11 @@ def _cmd_run(args) -> int:
         log.error("%s", exc)
         return EX_CONFIG
     setup_logging(args.log_level or config.log.level)
-    from edgevoice.daemon import Daemon
+    from edgevoice.service import Service
 
-    daemon = Daemon(config)
-    _stop_on_signals(daemon.stop)
-    log.info("edgevoice %s starting: %s agent, %s audio, config %s", __version__,
-             config.agent.provider, config.audio.backend, args.config)
-    return daemon.run()
-
-
-def _stop_on_signals(stop) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum, frame):
-        log.info("%s received, stopping", signal.Signals(signum).name)
-        stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    log.info("edgevoice %s starting: %s agent, %s audio, %s mode, config %s", __version__,
+             config.agent.provider, config.audio.backend, config.agent.mode, args.config)
+    return Service(args.config, config).run()
 
 
 def _cmd_check_config(args) -> int:

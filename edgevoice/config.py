@@ -53,6 +53,12 @@ class AgentSettings:
                                      "(navtalk) at session start.", 10, minimum=0, maximum=100)
     tool_timeout: float = _key("Seconds a [tools] program may run before the agent gets an "
                                "error result.", 8.0, minimum=0.5, maximum=60.0)
+    mode: str = _key("always-on: a session all the time, the button mutes; push-to-talk: the "
+                     "mic is heard only while the button is held; toggle: a press starts a "
+                     "session, the next ends it.", "always-on",
+                     choices=("always-on", "push-to-talk", "toggle"))
+    toggle_idle_s: float = _key("toggle mode: end a session after this many seconds without "
+                                "speech either way.", 120.0, minimum=10.0, maximum=86400.0)
     barge_in: bool = _key("Stop the agent's voice on the device the instant the user talks "
                           "over it (see [barge_in]); off: only the server's interruptions.",
                           True)
@@ -166,6 +172,29 @@ class BargeInSettingsSection:
 
 
 @dataclass(frozen=True)
+class GpioSettings:
+    enabled: bool = _key("Use a push button and a status LED on the GPIO header.", False)
+    button_pin: int = _key("Button's BCM pin number (-1: no button).", 17, minimum=-1,
+                           maximum=63)
+    button_active_high: bool = _key("no: the button connects the pin to ground (the usual "
+                                    "wiring, internal pull-up); yes: to 3.3 V.", False)
+    long_press_s: float = _key("Hold this long to end the session and start a fresh one.",
+                               3.0, minimum=0.5, maximum=30.0)
+    ptt_long_press_s: float = _key("push-to-talk: the same gesture needs a longer hold, so "
+                                   "that a long question does not restart the session.",
+                                   10.0, minimum=1.0, maximum=120.0)
+    led: str = _key("LED kind: pwm (one LED that can dim), onoff, rgb (three pins), none.",
+                    "pwm", choices=("pwm", "onoff", "rgb", "none"))
+    led_pin: int = _key("LED's BCM pin number (pwm/onoff; -1: none).", 18, minimum=-1,
+                        maximum=63)
+    red_pin: int = _key("rgb: red BCM pin.", -1, minimum=-1, maximum=63)
+    green_pin: int = _key("rgb: green BCM pin.", -1, minimum=-1, maximum=63)
+    blue_pin: int = _key("rgb: blue BCM pin.", -1, minimum=-1, maximum=63)
+    led_active_high: bool = _key("yes: the pin drives the LED's anode (usual); no: common "
+                                 "anode / sinking.", True)
+
+
+@dataclass(frozen=True)
 class SessionSettings:
     connect_timeout: float = _key("Seconds allowed for REST bootstrap and WebSocket connect.",
                                   10.0, minimum=1.0, maximum=120.0)
@@ -194,6 +223,7 @@ SECTIONS: dict[str, type] = {
     "navtalk": NavTalkSettings,
     "audio": AudioSettings,
     "barge_in": BargeInSettingsSection,
+    "gpio": GpioSettings,
     "session": SessionSettings,
     "log": LogSettings,
 }
@@ -208,6 +238,7 @@ class Config:
     navtalk: NavTalkSettings = NavTalkSettings()
     audio: AudioSettings = AudioSettings()
     barge_in: BargeInSettingsSection = BargeInSettingsSection()
+    gpio: GpioSettings = GpioSettings()
     session: SessionSettings = SessionSettings()
     log: LogSettings = LogSettings()
     tools: tuple = ()  # ((function name, executable path), ...) from [tools]
@@ -403,6 +434,17 @@ def _check_combination(cfg: Config, problems: list[Problem]) -> None:
         if not cfg.navtalk.name and not cfg.navtalk.avatar_id:
             problems.append(Problem("navtalk", "name", "missing; set name (e.g. navtalk.Leo) or "
                                     "avatar_id"))
+    g = cfg.gpio
+    if g.enabled and g.led == "rgb" and min(g.red_pin, g.green_pin, g.blue_pin) < 0:
+        problems.append(Problem("gpio", "red_pin", "led = rgb needs red_pin, green_pin and "
+                                "blue_pin"))
+    if g.enabled:
+        pins = [p for p in (g.button_pin, g.led_pin if g.led in ("pwm", "onoff") else -1,
+                            *((g.red_pin, g.green_pin, g.blue_pin) if g.led == "rgb" else ()))
+                if p >= 0]
+        if len(pins) != len(set(pins)):
+            problems.append(Problem("gpio", "button_pin", f"pins are used twice ({pins}); "
+                                    "give the button and the LED their own pins"))
     for name, program in cfg.tools:
         path = Path(program)
         if not path.is_absolute():

@@ -5,9 +5,10 @@ Reconnects use exponential backoff with full jitter (first retry within 1 s, cap
 backoff. A rejected key waits ``[session] auth_retry_delay`` and says so. :meth:`stop`
 (SIGTERM/SIGINT in ``edgevoice run``) ends everything within about a second.
 
-Other parts of the program (the demo's progress lines, later the LED and systemd) follow
+Other parts of the program (the demo's progress lines, the LED, systemd's STATUS) follow
 the daemon through :meth:`Daemon.add_listener`: ``listener(state, detail)`` with state one
-of ``starting``, ``connecting``, ``listening``, ``speaking``, ``offline``, ``stopped``.
+of ``starting``, ``idle`` (toggle mode, no session), ``connecting``, ``listening``,
+``speaking``, ``offline``, ``stopped``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from edgevoice.audio.engine import AudioEngine
 from edgevoice.audio.file_backend import AudioFileError, open_file_backend
 from edgevoice.config import EX_CONFIG, Config, state_dir
 from edgevoice.history import History
+from edgevoice.logsetup import set_context
 from edgevoice.providers import make_provider
 from edgevoice.providers.base import Outcome
 from edgevoice.redact import describe_error
@@ -62,7 +64,15 @@ class ReconnectPolicy:
 
 
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    """The sound devices, the sessions, and the commands that steer them.
+
+    The command methods (``set_muted`` … ``restart_session``) are the button's
+    :class:`~edgevoice.device.button.DaemonControl`: they only set flags or queue work, so
+    they return at once on whichever thread calls them; the session thread applies them
+    within a tick (100 ms).
+    """
+
+    def __init__(self, config: Config, *, start_session: bool = True) -> None:
         self.config = config
         self.stats = Stats()
         self.engine: AudioEngine | None = None
@@ -72,6 +82,21 @@ class Daemon:
         self._listeners: list[Callable[[str, str], None]] = []
         self._state_lock = threading.Lock()
         self.ready = threading.Event()  # audio devices open and running
+        # hooks for the service layer (sd_notify, reload, button): see edgevoice.service
+        self.on_audio_ready: Callable[[AudioEngine], None] = lambda engine: None
+        self.on_waiting_for_device: Callable[[str], None] = lambda problem: None
+        self.on_tick: Callable[[], None] = lambda: None
+        self.on_activity: Callable[[], None] = lambda: None
+        self.reload_hook: Callable[[], str | None] = lambda: None
+        # commands
+        self._want_session = threading.Event()
+        if start_session:
+            self._want_session.set()
+        self._restart = threading.Event()
+        self._reload = threading.Event()
+        self._muted = False
+        self._mic_open = True
+        self._audio_restart = False
 
     # -- observers ------------------------------------------------------------------------
     def add_listener(self, listener: Callable[[str, str], None]) -> None:
@@ -88,7 +113,7 @@ class Daemon:
                 except Exception:  # an observer must never break the daemon
                     log.exception("state listener failed")
 
-    # -- control --------------------------------------------------------------------------
+    # -- control (any thread) ---------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
 
@@ -96,28 +121,81 @@ class Daemon:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def request_reload(self) -> None:
+        """Re-read the config at the next tick (SIGHUP)."""
+        self._reload.set()
+
+    def set_muted(self, muted: bool) -> None:
+        self._muted = muted
+        self._apply_mic()
+
+    def set_mic_open(self, open: bool) -> None:
+        self._mic_open = open
+        self._apply_mic()
+
+    @property
+    def mic_enabled(self) -> bool:
+        return self._mic_open and not self._muted
+
+    def _apply_mic(self) -> None:
+        session = self.session
+        if session is not None:
+            session.mic_open = self.mic_enabled
+
+    def interrupt(self) -> None:
+        session = self.session
+        if session is not None:
+            session.interrupt_now()
+
+    def user_activity(self) -> None:
+        session = self.session
+        if session is not None:
+            session.send_user_activity()
+
+    def start_session(self) -> None:
+        self._want_session.set()
+
+    def end_session(self) -> None:
+        self._want_session.clear()
+
+    def restart_session(self) -> None:
+        self._want_session.set()
+        self._restart.set()
+
+    def agent_speaking(self) -> bool:
+        return self.state == "speaking"
+
+    def session_active(self) -> bool:
+        return self._want_session.is_set() and self.session is not None
+
+    # -- running ----------------------------------------------------------------------------
     def run(self) -> int:
         """Run until :meth:`stop`. Returns the process exit status."""
-        try:
-            engine = self._open_audio()
-        except AudioFileError as exc:
-            log.error("%s", exc)
-            return EX_CONFIG
-        if engine is None:
-            self._set_state("stopped")
-            return 0
-        self.engine = engine
-        engine.start()
-        self.ready.set()
-        try:
-            self._session_loop()
-        finally:
-            engine.stop(1.0)
-            self._set_state("stopped")
-            log.info("stopped")
+        while not self._stop.is_set():
+            try:
+                engine = self._open_audio()
+            except AudioFileError as exc:
+                log.error("%s", exc)
+                return EX_CONFIG
+            if engine is None:
+                break
+            self.engine = engine
+            engine.start()
+            self.ready.set()
+            self.on_audio_ready(engine)
+            try:
+                self._session_loop()
+            finally:
+                engine.stop(1.0)
+            if self._audio_restart:
+                self._audio_restart = False
+                log.info("reopening the sound devices with the new [audio] settings")
+                continue
+            break
+        self._set_state("stopped")
+        log.info("stopped")
         return 0
 
-    # -- internals ------------------------------------------------------------------------
     def _open_audio(self) -> AudioEngine | None:
         a = self.config.audio
         wire_rate = make_provider(self.config).mic_rate
@@ -136,25 +214,75 @@ class Daemon:
                     log.error("%s; retrying every %g s", exc, DEVICE_RETRY_S)
                     warned = True
                 self._set_state("offline", "sound device missing")
+                self.on_waiting_for_device(str(exc))
                 self._stop.wait(DEVICE_RETRY_S)
         return None
 
+    def _tick(self) -> Outcome | None:
+        """Every 100 ms on the session thread: apply commands, reload, service hooks."""
+        self.on_tick()
+        if self._reload.is_set():
+            self._reload.clear()
+            change = self.reload_hook()
+            if change == "audio":
+                self._audio_restart = True
+                return Outcome("restarting for the new [audio] settings", "now")
+            if change == "agent":
+                return Outcome("restarting for the new agent settings", "now")
+        if self._restart.is_set():
+            self._restart.clear()
+            return Outcome("fresh session requested (button)", "now")
+        if not self._want_session.is_set():
+            return Outcome("session ended (button or idle timeout)", "idle")
+        return None
+
+    def _wait(self, seconds: float) -> None:
+        """Wait, still ticking (a reload or a button press must not wait for a backoff)."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and not self._audio_restart:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._stop.wait(min(0.1, remaining))
+            if self._tick() is not None and (self._want_session.is_set() or
+                                             self._audio_restart):
+                return
+
     def _session_loop(self) -> None:
-        s = self.config.session
-        policy = ReconnectPolicy(s.reconnect_max_delay, s.auth_retry_delay)
+        policy = ReconnectPolicy(self.config.session.reconnect_max_delay,
+                                 self.config.session.auth_retry_delay)
         http = requests.Session()
-        mic_frames = self.config.audio.mic_queue_ms // 20
-        agent = self.config.agent
-        tools = ToolRunner(dict(self.config.tools), agent.tool_timeout)
-        history = History.open(state_dir(self.config), agent.history_max_kb * 1024) \
-            if agent.history else None
-        barge_in = barge_in_settings(self.config) if agent.barge_in else None
-        while not self._stop.is_set():
+        tools = history = None
+        built_for = None
+        while not self._stop.is_set() and not self._audio_restart:
+            if not self._want_session.is_set():
+                self._set_state("idle", "press the button to talk")
+                while not self._want_session.is_set() and not self._stop.is_set() \
+                        and not self._audio_restart:
+                    self._stop.wait(0.1)
+                    self._tick()
+                continue
+            config = self.config
+            if built_for is not config:  # first round, or a reload changed the config
+                built_for = config
+                agent = config.agent
+                policy = ReconnectPolicy(config.session.reconnect_max_delay,
+                                         config.session.auth_retry_delay)
+                tools = ToolRunner(dict(config.tools), agent.tool_timeout)
+                history = History.open(state_dir(config), agent.history_max_kb * 1024) \
+                    if agent.history else None
+            agent = config.agent
             replay = history.recent_user_turns(agent.history_replay_turns) if history else ()
-            provider = make_provider(self.config, replay)
-            session = Session(provider, self.engine, s, self.stats, self._stop, self._set_state,
-                              mic_frames=mic_frames, http=http, tools=tools, history=history,
-                              barge_in=barge_in)
+            provider = make_provider(config, replay)
+            if provider.mic_rate != self.engine.wire_rate:
+                self._audio_restart = True  # a dialect with another wire rate
+                break
+            session = Session(provider, self.engine, config.session, self.stats, self._stop,
+                              self._set_state, mic_frames=config.audio.mic_queue_ms // 20,
+                              http=http, tools=tools, history=history,
+                              barge_in=barge_in_settings(config) if agent.barge_in else None,
+                              tick=self._tick, on_activity=self.on_activity)
+            session.mic_open = self.mic_enabled
             self.session = session
             self.engine.frame_sink = session.offer_frame
             started = time.monotonic()
@@ -167,8 +295,14 @@ class Daemon:
                 self.engine.frame_sink = _discard
                 self.engine.flush_playback()
                 self.stats.frames_dropped += session.mic.dropped
+                self.session = None
+                set_context(session_id=None)
             if self._stop.is_set():
                 break
+            if outcome.retry in ("now", "idle"):
+                log.info("%s", outcome.reason, extra={"event": "session_ended"})
+                policy.reset()
+                continue
             streamed = (time.monotonic() - session.streamed_since
                         if session.streamed_since is not None else 0.0)
             if streamed >= HEALTHY_SESSION_S:
@@ -185,7 +319,7 @@ class Daemon:
                 log.warning("session ended after %.1f s: %s; reconnecting in %.1f s", lasted,
                             outcome.reason, delay, extra={"event": "session_ended"})
             self._set_state("offline", f"offline, retry in {delay:.0f} s")
-            self._stop.wait(delay)
+            self._wait(delay)
 
 
 def _discard(frame: bytes, t: float) -> None:

@@ -148,6 +148,11 @@ class LateAudioFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class _UserActivity:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class _BargeIn:
     decision: str   # pause | resume | flush
     played_s: float
@@ -196,7 +201,9 @@ class Session:
                  stop: threading.Event, on_state: StateCallback,
                  mic_frames: int = 50, http: requests.Session | None = None,
                  tools: ToolRunner | None = None, history: History | None = None,
-                 barge_in: BargeInSettings | None = None) -> None:
+                 barge_in: BargeInSettings | None = None,
+                 tick: Callable[[], Outcome | None] | None = None,
+                 on_activity: Callable[[], None] | None = None) -> None:
         self.provider = provider
         self.engine = engine
         self.settings = settings
@@ -220,6 +227,10 @@ class Session:
         self._last_rx = time.monotonic()
         self._threads: list[threading.Thread] = []
         self.streamed_since: float | None = None
+        self._tick = tick or (lambda: None)
+        self._on_activity = on_activity or (lambda: None)
+        self.mic_open = True  # False (muted, push-to-talk released): silence is sent instead
+        self._silence = bytes(provider.mic_rate // 50 * 2)
 
     # -- public ---------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -314,6 +325,9 @@ class Session:
                 outcome = self._handle(event)
                 if outcome is not None:
                     return outcome
+            outcome = self._tick()
+            if outcome is not None:
+                return outcome
             now = time.monotonic()
             if now - self._last_rx > s.idle_timeout:
                 return Outcome(f"nothing received for {s.idle_timeout:g} s; connection presumed "
@@ -330,6 +344,8 @@ class Session:
                 now_speaking = now - last_audio < SPEAKING_HOLD_S
                 if now_speaking != speaking:
                     speaking = now_speaking
+                    if speaking:
+                        self._on_activity()
                     self.on_state("speaking" if speaking else "listening", "")
 
     def _handle(self, event) -> Outcome | None:
@@ -338,6 +354,7 @@ class Session:
                      extra={"event": f"transcript_{event.role}"})
             if self.history is not None:
                 self.history.append(event.role, event.text, self.session_id)
+            self._on_activity()
         elif isinstance(event, ToolCall):
             self._call_tool(event)
         elif isinstance(event, Ready):
@@ -347,6 +364,13 @@ class Session:
                      extra={"event": "interruption"})
         elif isinstance(event, _BargeIn):
             self._log_barge_in(event)
+        elif isinstance(event, _UserActivity):
+            message = self.provider.user_activity()
+            if message is not None:
+                try:
+                    self._send(message)
+                except (websocket.WebSocketException, OSError):
+                    pass  # the receive thread reports a broken connection
         elif isinstance(event, OutputFormat):
             log.info("agent audio arrives at %d Hz", event.rate)
         elif isinstance(event, Notice):
@@ -367,7 +391,7 @@ class Session:
             stats.local_pauses += 1
             log.info("user talks over the agent: paused after %.2f s of its answer",
                      event.played_s, extra={"event": "barge_in"})
-            self.on_state("listening", "barge-in")
+            self.on_state("listening", "")
         elif event.decision == "resume":
             stats.false_barge_ins += 1
             log.info("no interruption followed: the agent resumes (%d false barge-in(s) so "
@@ -416,6 +440,8 @@ class Session:
         """The capture thread's sink: judge the frame for barge-in, and queue it if the
         server wants audio (it always does while streaming: its own VAD needs the user's
         voice during barge-in too)."""
+        if not self.mic_open:
+            frame = self._silence  # muted: the session stays alive, the server hears nothing
         detector = self._detector
         if detector is not None:
             decision = detector.process(frame, t)
@@ -423,6 +449,22 @@ class Session:
                 self._barge_in(decision)
         if self._streaming.is_set():
             self.mic.put(frame, t)
+
+    @property
+    def streaming(self) -> bool:
+        """The server takes mic audio now (for health checks)."""
+        return self._streaming.is_set() and not self._closed.is_set()
+
+    def interrupt_now(self) -> None:
+        """Stop the agent's voice at once (the button in push-to-talk): flush playback and
+        drop the rest of the response; callable from any thread."""
+        self._barge_in("flush")
+        if self._detector is not None:
+            self._detector.confirmed()
+
+    def send_user_activity(self) -> None:
+        """Tell the server the user is present, where the dialect can (any thread)."""
+        self._put(_UserActivity())
 
     def _barge_in(self, decision: str) -> None:
         """Carry out a barge-in decision at once (capture thread); log it later."""

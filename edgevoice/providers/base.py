@@ -60,7 +60,8 @@ class ConnectPlan:
 class Outcome:
     """Why a session ended. ``retry``: "soon" (normal backoff), "auth" (the key is wrong or
     the device is disabled: wait long), "long" (another lasting problem, e.g. an empty
-    account: wait long), "later" (``retry_after`` seconds)."""
+    account: wait long), "later" (``retry_after`` seconds), "now" (a deliberate restart:
+    reconnect at once), "idle" (the user ended the session: wait for the button)."""
 
     reason: str
     retry: str = "soon"
