@@ -153,15 +153,15 @@ class BargeInSettingsSection:
                       "coming back is not taken for the user (off: voice detection alone).",
                       True)
     gate_margin_db: float = _key("How much louder than the expected echo the mic must be.",
-                                 8.0, minimum=0.0, maximum=40.0)
+                                 5.0, minimum=0.0, maximum=40.0)
     warmup_ms: int = _key("After the agent starts speaking, the gate is stricter this long.",
                           400, minimum=0, maximum=5000)
     warmup_extra_db: float = _key("How much stricter during the warm-up.", 6.0, minimum=0.0,
                                   maximum=30.0)
     echo_delay_ms: int = _key("Speaker-to-mic delay; 0 measures it while the agent talks.", 0,
                               minimum=0, maximum=500)
-    echo_tail_ms: int = _key("Reverberation after the delay still counted as echo.", 120,
-                             minimum=0, maximum=1000)
+    echo_tail_ms: int = _key("Reverberation after the delay still counted as echo (fading).",
+                             250, minimum=0, maximum=1000)
     confirm_ms: int = _key("Speech this long stops the agent for good on dialects without an "
                            "interruption event (voiceapi).", 600, minimum=100, maximum=5000)
     resume_timeout_ms: int = _key("No confirmation this long and the user silent again: the "

@@ -12,7 +12,9 @@ Two parts, both without threads of their own:
   while the agent talks (a low percentile of mic-minus-speaker level: echo-only frames
   dominate), so loud speakers next to the mic and quiet ones across the room both work.
   During a warm-up after the agent starts speaking the gate is stricter. The echo delay
-  is configured or measured (cross-correlating mic and speaker level tracks).
+  is configured or measured once per session (cross-correlating mic and speaker level
+  tracks). Older speaker blocks count less (a fading max-hold), and frames well above the
+  learnt coupling are not learnt (they are the user). ``scripts/bench`` measures it all.
 
 The decisions (``"pause"``, ``"flush"``, ``"resume"``) are carried out by the session:
 pause playback at onset, flush on the server's interruption event (or, for dialects
@@ -37,6 +39,9 @@ SPEAKER_ACTIVE_DB = -60.0    # the speaker counts as playing above this
 MAX_DELAY_S = 0.24           # echo delays considered before one is measured
 MIN_LEARNT_FRAMES = 25       # half a second of playback before the coupling is trusted
 COUPLING_PERCENTILE = 0.9
+LEARN_ABOVE_DB = 3.0         # frames this far over the learnt coupling are not echo: skip
+FADE_DB_PER_S = 80.0         # how fast an older speaker block loses weight as echo evidence
+DELAY_EVERY_FRAMES = 50      # try to measure the echo delay every second until it is known
 
 
 def level_db(pcm: bytes | np.ndarray) -> float:
@@ -75,8 +80,11 @@ class SpeakerLevels:
         if audible:
             self.last_audible = play_time
 
-    def max_db(self, start: float, end: float) -> float:
-        """Loudest block playing at any time in [start, end]."""
+    def max_db(self, start: float, end: float, fresh_from: float | None = None,
+               fade_db_per_s: float = 0.0) -> float:
+        """Loudest block playing at any time in [start, end]. With ``fresh_from``, a block
+        that ended ``age`` seconds before that instant counts ``fade_db_per_s * age`` dB
+        quieter (reverberation dies away; an old loud word is weaker evidence of echo)."""
         best = SILENCE_DB
         count, n = self._count, self._n
         times, levels, block = self._t, self._db, self.block_s
@@ -85,19 +93,23 @@ class SpeakerLevels:
             t = times[i]
             if t + block < start:
                 break  # everything older is older still
-            if t <= end and levels[i] > best:
-                best = levels[i]
+            if t <= end:
+                level = levels[i]
+                if fresh_from is not None and t + block < fresh_from:
+                    level -= fade_db_per_s * (fresh_from - t - block)
+                if level > best:
+                    best = level
         return best
 
 
 @dataclass(frozen=True)
 class BargeInSettings:
     onset_frames: int = 3          # consecutive speech frames passing the gate → pause
-    gate_margin_db: float = 8.0    # mic must beat the expected echo by this much
+    gate_margin_db: float = 5.0    # mic must beat the expected echo by this much
     warmup_ms: int = 400           # after the agent starts: stricter gate …
     warmup_extra_db: float = 6.0   # … by this much
     echo_delay_ms: int = 0         # 0: measure it; else the acoustic + device delay
-    echo_tail_ms: int = 120        # reverberation counted as echo after the delay
+    echo_tail_ms: int = 250        # reverberation counted as echo after the delay (fading)
     initial_coupling_db: float = 0.0  # echo coupling assumed before it is learned
     confirm_ms: int = 600          # speech this long confirms (dialects without an event)
     resume_timeout_ms: int = 1500  # no confirmation this long and silence → resume
@@ -127,6 +139,7 @@ class BargeInDetector:
         self.echo_delay_s = settings.echo_delay_ms / 1000.0
         self._delay_known = settings.echo_delay_ms > 0
         self._mic_track: collections.deque[tuple[float, float]] = collections.deque(maxlen=60)
+        self._tracked = 0
         self.state = "idle"       # idle | paused | flushed
         self._run = 0             # consecutive gate-passing speech frames
         self._voiced_ms = 0       # speech since the pause
@@ -173,12 +186,19 @@ class BargeInDetector:
     def _gate(self, mic_db: float, t_end: float, speech: bool) -> bool:
         mic_db = max(mic_db, MIC_FLOOR_DB)
         tail = self.s.echo_tail_ms / 1000.0
+        frame = self.FRAME_S
         if self._delay_known:
             delay = self.echo_delay_s
-            ref_db = self.speaker.max_db(t_end - self.FRAME_S - delay - tail, t_end - delay)
+            source = t_end - frame - delay  # what played then is what the mic hears now
+            ref_db = self.speaker.max_db(source - tail, t_end - delay, source, FADE_DB_PER_S)
         else:  # the echo may come from anything played over every plausible delay
-            ref_db = self.speaker.max_db(t_end - self.FRAME_S - MAX_DELAY_S - tail, t_end)
-            self._track(t_end, mic_db)
+            source = t_end - frame - MAX_DELAY_S
+            ref_db = self.speaker.max_db(source - tail, t_end, source, FADE_DB_PER_S)
+        if not self._delay_known:
+            self._mic_track.append((t_end, mic_db))
+            self._tracked += 1
+            if self._tracked % DELAY_EVERY_FRAMES == 0:
+                self._measure_delay()
         if ref_db <= SPEAKER_ACTIVE_DB:
             return True  # the speaker was silent: there is no echo to mistake for the user
         diff = mic_db - ref_db
@@ -193,30 +213,36 @@ class BargeInDetector:
         """Echo coupling = 90th percentile of mic-minus-speaker level over the last ~2 s in
         which the speaker was active. The speaker level is the loudest block over the echo
         window, so echo alone never comes out above the true coupling, only below it (quiet
-        syllables against a loud window): a high percentile finds the true value, and the
-        user's rare talking-over (a few frames before playback pauses) hardly moves it. A
-        mic that hears no echo at all (a headset, the file backend) drives it far down, so
-        the user always passes."""
+        syllables against a loud window): a high percentile finds the true value. Once it is
+        known, frames well above it are the user, not echo, and are not learnt (otherwise a
+        user who was not caught at once would teach the gate their own voice). A mic that
+        hears no echo at all (a headset, the file backend) drives it far down, so the user
+        always passes."""
         diffs = self._diffs
+        if len(diffs) >= MIN_LEARNT_FRAMES and diff > self.coupling_db + LEARN_ABOVE_DB:
+            return
         diffs.append(diff)
         if len(diffs) >= MIN_LEARNT_FRAMES:
             ordered = sorted(diffs)
             self.coupling_db = ordered[int(len(ordered) * COUPLING_PERCENTILE)]
 
-    def _track(self, t_end: float, mic_db: float) -> None:
-        """Measure the echo delay: lag (0-240 ms) at which the speaker's level track best
-        matches the mic's, re-estimated every second of playback."""
-        self._mic_track.append((t_end, mic_db))
-        if len(self._mic_track) < 50 or len(self._mic_track) % 50:
+    def _measure_delay(self) -> None:
+        """Measure the echo delay: the lag (0-240 ms) at which the speaker's level track
+        best matches the mic's over the last second or so. Measured once per session (the
+        bench showed re-measuring mid-answer occasionally picks a wrong lag and lets echo
+        through); until then the gate considers every plausible delay."""
+        if len(self._mic_track) < 50:
             return
         times = [t for t, _ in self._mic_track]
         mic = np.array([db for _, db in self._mic_track])
         if mic.std() < 3.0:
             return
         best, best_lag = 0.6, None  # demand a clear match
+        half = self.FRAME_S / 2
         for lag_frames in range(0, 13):
             lag = lag_frames * self.FRAME_S
-            ref = np.array([self.speaker.max_db(t - self.FRAME_S - lag, t - lag) for t in times])
+            # the block playing at the middle of the frame's source interval
+            ref = np.array([self.speaker.max_db(t - half - lag, t - half - lag) for t in times])
             if ref.std() < 3.0:
                 continue
             r = float(np.corrcoef(mic, ref)[0, 1])
