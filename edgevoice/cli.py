@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("devices", _cmd_devices, "List ALSA sound devices: name, channels, rates.")
     p = add("demo", _cmd_demo, "Talk to the built-in local agent: a spoken question goes in, "
                                "the answer comes out (no cloud account needed).")
-    p.add_argument("--dialect", choices=("xuna", "voiceapi"), default="xuna",
+    p.add_argument("--dialect", choices=LOCALAGENT_DIALECTS, default="xuna",
                    help="which dialect the local agent speaks (default xuna)")
     p.add_argument("--audio", choices=("file", "alsa"), default="file",
                    help="file: a shipped question WAV in, answer WAV out (default); "

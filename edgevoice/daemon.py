@@ -189,7 +189,7 @@ class Daemon:
                 engine.stop(1.0)
             if self._audio_restart:
                 self._audio_restart = False
-                log.info("reopening the sound devices with the new [audio] settings")
+                log.info("reopening the sound devices")
                 continue
             break
         self._set_state("stopped")
@@ -221,6 +221,12 @@ class Daemon:
     def _tick(self) -> Outcome | None:
         """Every 100 ms on the session thread: apply commands, reload, service hooks."""
         self.on_tick()
+        engine = self.engine
+        if engine is not None and engine.failed and not self._audio_restart:
+            log.error("%s; reopening the sound devices", engine.failed,
+                      extra={"event": "device_failed"})
+            self._audio_restart = True
+            return Outcome("sound device failed", "now")
         if self._reload.is_set():
             self._reload.clear()
             change = self.reload_hook()

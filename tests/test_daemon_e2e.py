@@ -235,3 +235,26 @@ def test_local_barge_in_stops_the_agent_within_100ms_of_the_users_onset(
     quiet = samples[int((first_answer[1] + 0.05) * rate):int((second.t - t0) * rate)]
     assert np.abs(quiet).max() < 300
     assert any(abs(s - (second.t - t0)) < 0.25 for s, _ in spans[1:])
+
+
+def test_a_sound_device_that_keeps_failing_is_reopened(make_agent, run_daemon, caplog):
+    agent = make_agent("xuna")
+    handle = run_daemon(agent)
+    agent.wait_for("audio_first", timeout=10)
+    old = handle.daemon.engine
+    clock = old.capture._clock
+
+    class Unplugged:  # every read now fails, as when a USB microphone is pulled out
+        def wait_until_sample(self, n):
+            raise OSError(19, "No such device")
+
+        def __getattr__(self, name):
+            return getattr(clock, name)
+
+    old.capture._clock = Unplugged()
+    wait_until(lambda: handle.daemon.engine is not old and handle.daemon.engine is not None,
+               10, "the sound devices to be reopened")
+    agent.wait_for("ws_open", count=2, timeout=10)  # and a new session on them
+    handle.stop()
+    assert any("microphone keeps failing" in r.getMessage() for r in caplog.records)
+    assert not old.threads[0].is_alive()

@@ -28,6 +28,7 @@ from edgevoice.threads import start_thread
 log = logging.getLogger(__name__)
 
 FrameSink = Callable[[bytes, float], None]
+FAILURES_BEFORE_REOPEN = 6  # ~3 s of a device that keeps failing (unplugged): reopen it
 
 
 def _discard(frame: bytes, t: float) -> None:
@@ -52,6 +53,7 @@ class AudioEngine:
         self.frames_captured = 0
         self.blocks_played = 0
         self.capture_errors = 0
+        self.failed = ""  # set when a device keeps failing (unplugged): reopen the devices
 
     def start(self) -> None:
         for name, target in (("capture", self._capture_loop), ("player", self._player_loop)):
@@ -94,15 +96,20 @@ class AudioEngine:
         uplink = self._uplink.process
         push = self._framer.push
         latency = getattr(self.capture, "latency_s", 0.0)  # a frame is older than its read
+        failures = 0
         while not self._stop.is_set():
             try:
                 chunk = read(block)
             except Exception as exc:  # device gone, overrun storms: keep the daemon alive
                 self.capture_errors += 1
+                failures += 1
                 self._errors.warning("capture", "microphone read failed: %s",
                                      describe_error(exc))
+                if failures >= FAILURES_BEFORE_REOPEN:
+                    self.failed = f"the microphone keeps failing ({describe_error(exc)})"
                 self._stop.wait(0.5)
                 continue
+            failures = 0
             now = time.monotonic() - latency
             for frame in push(uplink(chunk)):
                 self.frames_captured += 1
@@ -117,6 +124,7 @@ class AudioEngine:
         record = self.speaker.record
         latency = getattr(self.playback, "latency_s", 0.0)  # written now, heard this much later
         wait_writable = getattr(self.playback, "wait_writable", None)
+        failures = 0
         while not self._stop.is_set():
             try:
                 if wait_writable is not None:
@@ -124,9 +132,13 @@ class AudioEngine:
                 audible = read_into(view) > 0
                 write(block)
             except Exception as exc:
+                failures += 1
                 self._errors.warning("playback", "speaker write failed: %s", describe_error(exc))
+                if failures >= FAILURES_BEFORE_REOPEN:
+                    self.failed = f"the speaker keeps failing ({describe_error(exc)})"
                 self._stop.wait(0.5)
                 continue
+            failures = 0
             record(time.monotonic() + latency, level_db(samples) if audible else SILENCE_DB,
                    audible)
             self.blocks_played += 1
