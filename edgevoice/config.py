@@ -482,9 +482,11 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise ConfigError(path, [Problem("?", "", f"line {exc.lineno}: a key before any "
                                          "[section] header; start with e.g. [agent]")]) from None
     except configparser.ParsingError as exc:
-        bad = "; ".join(f"line {lineno}: {line.strip()!r}" for lineno, line in exc.errors)
+        # the line itself is not shown: it may be a pasted secret
+        bad = ", ".join(f"line {lineno}" for lineno, _ in exc.errors)
         raise ConfigError(path, [Problem("?", "", f"cannot parse {bad}; expected "
-                                         "'key = value'")]) from None
+                                         "'key = value' (or a [section] or a # comment)")]
+                          ) from None
     problems: list[Problem] = []
     base = Path(path).parent if path and not path.startswith("<") else Path.cwd()
     sections: dict[str, Any] = {}

@@ -22,7 +22,7 @@ from typing import Callable
 import backoff
 import requests
 
-from edgevoice.audio.alsa_backend import DeviceError, open_alsa_backend
+from edgevoice.audio.alsa_backend import DeviceError, open_alsa_backend, reset_pyaudio
 from edgevoice.audio.bargein import BargeInSettings
 from edgevoice.audio.engine import AudioEngine
 from edgevoice.audio.file_backend import AudioFileError, open_file_backend
@@ -97,6 +97,8 @@ class Daemon:
         self._muted = False
         self._mic_open = True
         self._audio_restart = False
+        self.ticks = 0  # moves while the session thread is alive (the watchdog checks it)
+        self.engine_restarting = False  # the sound devices are being reopened
 
     # -- observers ------------------------------------------------------------------------
     def add_listener(self, listener: Callable[[str, str], None]) -> None:
@@ -166,12 +168,15 @@ class Daemon:
         return self.state == "speaking"
 
     def session_active(self) -> bool:
-        return self._want_session.is_set() and self.session is not None
+        """A session is wanted: running, connecting, or waiting to retry (toggle mode's
+        press must be able to end a retry loop too)."""
+        return self._want_session.is_set()
 
     # -- running ----------------------------------------------------------------------------
     def run(self) -> int:
         """Run until :meth:`stop`. Returns the process exit status."""
         while not self._stop.is_set():
+            self.engine_restarting = self.engine is not None
             try:
                 engine = self._open_audio()
             except AudioFileError as exc:
@@ -181,15 +186,19 @@ class Daemon:
                 break
             self.engine = engine
             engine.start()
+            self.engine_restarting = False
             self.ready.set()
             self.on_audio_ready(engine)
             try:
                 self._session_loop()
             finally:
+                self.engine_restarting = self._audio_restart
                 engine.stop(1.0)
             if self._audio_restart:
                 self._audio_restart = False
                 log.info("reopening the sound devices")
+                if self.config.audio.backend == "alsa":
+                    reset_pyaudio()  # find a replugged device under its new index
                 continue
             break
         self._set_state("stopped")
@@ -197,10 +206,10 @@ class Daemon:
         return 0
 
     def _open_audio(self) -> AudioEngine | None:
-        a = self.config.audio
-        wire_rate = make_provider(self.config).mic_rate
         warned = False
         while not self._stop.is_set():
+            a = self.config.audio
+            wire_rate = make_provider(self.config).mic_rate
             try:
                 if a.backend == "file":
                     capture, playback = open_file_backend(a.input_file, a.output_file,
@@ -215,11 +224,20 @@ class Daemon:
                     warned = True
                 self._set_state("offline", "sound device missing")
                 self.on_waiting_for_device(str(exc))
-                self._stop.wait(DEVICE_RETRY_S)
+                reset_pyaudio()  # PortAudio lists devices only when it starts: look afresh
+                deadline = time.monotonic() + DEVICE_RETRY_S
+                while not self._stop.is_set() and time.monotonic() < deadline:
+                    self._stop.wait(0.1)
+                    self.ticks += 1
+                    if self._reload.is_set():  # a fixed device name must not wait for us
+                        self._reload.clear()
+                        self.reload_hook()
+                        break
         return None
 
     def _tick(self) -> Outcome | None:
         """Every 100 ms on the session thread: apply commands, reload, service hooks."""
+        self.ticks += 1
         self.on_tick()
         engine = self.engine
         if engine is not None and engine.failed and not self._audio_restart:
@@ -241,6 +259,9 @@ class Daemon:
         if not self._want_session.is_set():
             return Outcome("session ended (button or idle timeout)", "idle")
         return None
+
+    def _beat(self) -> None:
+        self.ticks += 1
 
     def _wait(self, seconds: float) -> None:
         """Wait, still ticking (a reload or a button press must not wait for a backoff)."""
@@ -287,7 +308,8 @@ class Daemon:
                               self._set_state, mic_frames=config.audio.mic_queue_ms // 20,
                               http=http, tools=tools, history=history,
                               barge_in=barge_in_settings(config) if agent.barge_in else None,
-                              tick=self._tick, on_activity=self.on_activity)
+                              tick=self._tick, on_activity=self.on_activity,
+                              beat=self._beat)
             session.mic_open = self.mic_enabled
             self.session = session
             self.engine.frame_sink = session.offer_frame

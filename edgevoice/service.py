@@ -59,6 +59,8 @@ class Service:
         self.watchdog: WatchdogPinger | None = None
         self._ready_sent = False
         self._next_idle_check = 0.0
+        self._last_ticks = -1
+        self._why = ""
         start = config.agent.mode != "toggle"
         self.daemon = Daemon(config, start_session=start)
         d = self.daemon
@@ -162,11 +164,29 @@ class Service:
             self.notifier.ready("sound devices open")
             interval = self.notifier.watchdog_interval()
             if interval:
-                self.watchdog = WatchdogPinger(self.notifier, lambda: self.health.healthy(),
-                                               interval, describe=lambda: self.health.problem)
+                self.watchdog = WatchdogPinger(self.notifier, self._healthy, interval,
+                                               describe=self._problem)
                 self.watchdog.start()
         else:
             self.notifier.ready("sound devices reopened")
+
+    def _healthy(self) -> bool:
+        """The session thread moves (ticks), and so do the audio and network threads;
+        while the sound devices are being reopened only the session thread counts."""
+        ticks = self.daemon.ticks
+        moved, self._last_ticks = ticks != self._last_ticks, ticks
+        if not moved:
+            self._why = "the session thread is stuck"
+            return False
+        if self.daemon.engine_restarting:
+            self._why = ""
+            return True
+        ok = self.health.healthy()
+        self._why = self.health.problem
+        return ok
+
+    def _problem(self) -> str:
+        return self._why
 
     def _session_threads(self, name: str):
         wanted = f"edgevoice-{name}"

@@ -37,6 +37,7 @@ from edgevoice.providers.base import (AgentAudio, Ended, HttpResponse, Interrupt
 log = logging.getLogger(__name__)
 
 SPEAKING_HOLD_S = 0.3  # the agent counts as speaking until this long after the buffer empties
+SOCKET_TIMEOUT_S = 5.0  # a send stuck this long means the link is dead (half-open TCP)
 
 
 @dataclass
@@ -121,7 +122,7 @@ class LateAudioFilter:
 
     def interrupt(self, response_id: Any) -> None:
         self.cutoff = response_id if response_id is not None else self.last_id
-        if self.cutoff is None:
+        if self.last_id is None:  # this dialect's audio carries no ids (napster, navtalk, …)
             self.dropping = True
 
     def response_done(self) -> None:
@@ -169,11 +170,15 @@ StateCallback = Callable[[str, str], None]
 
 
 def _interruptible(fn: Callable[[], Any], stop: threading.Event, timeout: float,
-                   name: str) -> Any:
+                   name: str, discard: Callable[[Any], None] | None = None,
+                   beat: Callable[[], None] | None = None) -> Any:
     """Run a blocking network call in a helper thread so that a stop request does not wait
-    for it (DNS and TCP connects cannot be cancelled). Returns its result or re-raises."""
+    for it (DNS and TCP connects cannot be cancelled). Returns its result or re-raises. A
+    result that arrives after the caller gave up is handed to ``discard`` (a WebSocket that
+    connected too late is closed rather than left holding a server session)."""
     box: dict[str, Any] = {}
     done = threading.Event()
+    abandoned = threading.Event()
 
     def target() -> None:
         try:
@@ -181,13 +186,23 @@ def _interruptible(fn: Callable[[], Any], stop: threading.Event, timeout: float,
         except BaseException as exc:  # handed to the caller below
             box["error"] = exc
         done.set()
+        if abandoned.is_set() and "result" in box and discard is not None:
+            try:
+                discard(box["result"])
+            except Exception:
+                pass
 
     start_thread(name, target)
     deadline = time.monotonic() + timeout + 1.0
     while not done.wait(0.05):
-        if stop.is_set():
-            raise SessionFailed(Outcome("stopped", "stopped"))
-        if time.monotonic() > deadline:
+        if beat is not None:
+            beat()
+        if stop.is_set() or time.monotonic() > deadline:
+            abandoned.set()
+            if done.is_set() and "result" in box and discard is not None:
+                discard(box["result"])  # it finished just now: the thread may have missed it
+            if stop.is_set():
+                raise SessionFailed(Outcome("stopped", "stopped"))
             raise SessionFailed(Outcome(f"{name} timed out"))
     if "error" in box:
         raise box["error"]
@@ -203,7 +218,8 @@ class Session:
                  tools: ToolRunner | None = None, history: History | None = None,
                  barge_in: BargeInSettings | None = None,
                  tick: Callable[[], Outcome | None] | None = None,
-                 on_activity: Callable[[], None] | None = None) -> None:
+                 on_activity: Callable[[], None] | None = None,
+                 beat: Callable[[], None] | None = None) -> None:
         self.provider = provider
         self.engine = engine
         self.settings = settings
@@ -228,6 +244,8 @@ class Session:
         self._threads: list[threading.Thread] = []
         self.streamed_since: float | None = None
         self._tick = tick or (lambda: None)
+        self._beat = beat or (lambda: None)  # "still alive" while blocked in a connect
+        self._ping_due = False
         self._on_activity = on_activity or (lambda: None)
         self.mic_open = True  # False (muted, push-to-talk released): silence is sent instead
         self._silence = bytes(provider.mic_rate // 50 * 2)
@@ -238,11 +256,14 @@ class Session:
         try:
             self._open()
         except SessionFailed as exc:
+            self._teardown(graceful=False)
             return exc.outcome
+        outcome = Outcome("stopped", "stopped")
         try:
-            return self._loop()
+            outcome = self._loop()
+            return outcome
         finally:
-            self._teardown()
+            self._teardown(graceful=outcome.retry in ("now", "idle"))
 
     @property
     def threads(self) -> list[threading.Thread]:
@@ -257,7 +278,7 @@ class Session:
         if request is not None:
             self.on_state("connecting", f"requesting {request.what}")
             response = _interruptible(lambda: self._http(request), self.stop,
-                                      s.connect_timeout, "bootstrap")
+                                      s.connect_timeout, "bootstrap", beat=self._beat)
         plan = provider.connect_plan(response)
         for secret in plan.secrets:
             redact.register(secret)
@@ -269,10 +290,15 @@ class Session:
         self.on_state("connecting", f"connecting to {provider.name} at {shown}")
         log.info("connecting to %s agent at %s", provider.name, shown)
         self._ws = _interruptible(lambda: self._connect(plan), self.stop, s.connect_timeout,
-                                  "connect")
+                                  "connect", discard=lambda ws: ws.abort() or ws.close(timeout=0),
+                                  beat=self._beat)
         self._last_rx = time.monotonic()
-        for message in plan.first_messages:
-            self._send(message)
+        try:
+            for message in plan.first_messages:
+                self._send(message)
+        except (websocket.WebSocketException, OSError) as exc:
+            raise SessionFailed(Outcome("could not send the first messages: "
+                                        + redact.describe_error(exc))) from None
         self._start_thread("recv", self._receive_loop)
         self._start_thread("send", self._send_loop)
         if plan.stream_on_open:
@@ -301,7 +327,9 @@ class Session:
             raise SessionFailed(self.provider.auth_outcome(exc.status_code)) from None
         except (websocket.WebSocketException, OSError) as exc:
             raise SessionFailed(Outcome("cannot connect: " + redact.describe_error(exc))) from None
-        ws.settimeout(None)  # threads block; teardown aborts the socket to wake them
+        # Finite: a send into a half-open connection fails after this instead of holding the
+        # socket's send lock for ever; a receive timeout just means "nothing yet".
+        ws.settimeout(SOCKET_TIMEOUT_S)
         return ws
 
     def _start_thread(self, name: str, target) -> None:
@@ -334,10 +362,7 @@ class Session:
                                "dead")
             if now >= next_ping:
                 next_ping = now + s.ping_interval
-                try:
-                    self._ws.ping()
-                except (websocket.WebSocketException, OSError):
-                    pass  # the receive thread reports the broken connection
+                self._ping_due = True  # sent by the send thread: this thread never blocks on I/O
             if self._streaming.is_set():
                 if buffer.buffered_bytes and not buffer.paused:
                     last_audio = now
@@ -499,6 +524,14 @@ class Session:
         streaming = self._streaming
         closed = self._closed
         while not closed.is_set():
+            if self._ping_due:
+                self._ping_due = False
+                try:
+                    self._ws.ping()
+                except (websocket.WebSocketException, OSError) as exc:
+                    if not closed.is_set():
+                        self._put(_Closed(None, "ping failed: " + redact.describe_error(exc)))
+                    return
             if not streaming.is_set():
                 streaming.wait(0.2)
                 continue
@@ -525,6 +558,8 @@ class Session:
         while not self._closed.is_set():
             try:
                 opcode, frame = ws.recv_data_frame(True)
+            except websocket.WebSocketTimeoutException:
+                continue  # nothing arrived for a while: the session thread judges liveness
             except (websocket.WebSocketException, OSError, ValueError) as exc:
                 if not self._closed.is_set():
                     self._put(_Closed(None, "connection lost: " + redact.describe_error(exc)))
@@ -553,7 +588,12 @@ class Session:
                 log.debug("decoder failed", exc_info=True)
                 events = [Malformed(f"could not decode message ({type(exc).__name__})")]
             for event in events:
-                self._dispatch(event)
+                try:
+                    self._dispatch(event)
+                except Exception as exc:  # nothing a server sends may kill this thread
+                    log.debug("handling %s failed", type(event).__name__, exc_info=True)
+                    self._put(Malformed(f"could not handle {type(event).__name__} "
+                                        f"({type(exc).__name__})"))
 
     def _dispatch(self, event) -> None:
         """Handle an event on the receive thread: audio and interruptions must not wait."""
@@ -594,16 +634,20 @@ class Session:
             self.stats.malformed += 1  # a flood of events; the session thread is behind
 
     # -- teardown ----------------------------------------------------------------------------
-    def _teardown(self) -> None:
+    def _teardown(self, graceful: bool) -> None:
+        """Close the connection and join the threads. Only a deliberate end (a restart, the
+        button) says goodbye with a close frame, and only briefly: a dead link must not make
+        this wait."""
         self._closed.set()
         self._streaming.clear()
         ws = self._ws
         if ws is not None:
-            try:
-                if not self.stop.is_set() and ws.connected:
+            if graceful and not self.stop.is_set() and ws.connected:
+                try:
+                    ws.sock.settimeout(0.5)
                     ws.send_close()
-            except (websocket.WebSocketException, OSError):
-                pass
+                except (websocket.WebSocketException, OSError, AttributeError):
+                    pass
             ws.abort()
         for thread in self._threads:
             thread.join(1.0)

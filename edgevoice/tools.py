@@ -40,7 +40,8 @@ class ToolRunner:
         started = time.monotonic()
         try:
             done = subprocess.run([program], input=json.dumps(arguments), capture_output=True,
-                                  text=True, timeout=self.timeout, check=False)
+                                  encoding="utf-8", errors="replace", timeout=self.timeout,
+                                  check=False)
         except subprocess.TimeoutExpired:
             log.warning("tool %s did not answer within %g s; the agent gets an error", name,
                         self.timeout)
@@ -65,7 +66,11 @@ class ToolRunner:
 
         def work() -> None:
             try:
-                output, is_error = self.run(name, arguments)
+                try:
+                    output, is_error = self.run(name, arguments)
+                except Exception as exc:  # the agent still gets an answer
+                    log.exception("tool %s failed unexpectedly", name)
+                    output, is_error = f"{name} failed ({type(exc).__name__})", True
                 reply(output, is_error)
             except Exception:  # a failing reply must not kill anything else
                 log.exception("tool %s: answering the agent failed", name)

@@ -93,6 +93,19 @@ def pyaudio_instance():
         return _pa
 
 
+def reset_pyaudio() -> None:
+    """Forget PortAudio's device list (it is read only when PortAudio starts): call with no
+    stream open, before looking again for a device that was missing or unplugged."""
+    global _pa
+    with _pa_lock:
+        if _pa is not None:
+            try:
+                _pa.terminate()
+            except Exception as exc:
+                log.debug("terminating PortAudio: %s", exc)
+            _pa = None
+
+
 def list_devices() -> list[DeviceInfo]:
     pa = pyaudio_instance()
     devices = []

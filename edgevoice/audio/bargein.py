@@ -80,6 +80,12 @@ class SpeakerLevels:
         if audible:
             self.last_audible = play_time
 
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """(play instants, levels) of the blocks held, oldest first."""
+        count, n = self._count, self._n
+        order = [k % n for k in range(max(0, count - n), count)]
+        return np.array([self._t[i] for i in order]), np.array([self._db[i] for i in order])
+
     def max_db(self, start: float, end: float, fresh_from: float | None = None,
                fade_db_per_s: float = 0.0) -> float:
         """Loudest block playing at any time in [start, end]. With ``fresh_from``, a block
@@ -230,24 +236,31 @@ class BargeInDetector:
         """Measure the echo delay: the lag (0-240 ms) at which the speaker's level track
         best matches the mic's over the last second or so. Measured once per session (the
         bench showed re-measuring mid-answer occasionally picks a wrong lag and lets echo
-        through); until then the gate considers every plausible delay."""
+        through); until then the gate considers every plausible delay. Vectorised: it runs
+        on the capture thread."""
         if len(self._mic_track) < 50:
             return
-        times = [t for t, _ in self._mic_track]
-        mic = np.array([db for _, db in self._mic_track])
+        track = np.array(self._mic_track)
+        times, mic = track[:, 0], track[:, 1]
         if mic.std() < 3.0:
             return
+        block_t, block_db = self.speaker.snapshot()
+        if len(block_t) < 2:
+            return
+        lags = np.arange(13) * self.FRAME_S
+        # the block playing at the middle of each frame's source interval, for every lag
+        instants = times[:, None] - self.FRAME_S / 2 - lags[None, :]
+        idx = np.searchsorted(block_t, instants, side="right") - 1
+        valid = (idx >= 0) & (instants <= block_t[np.clip(idx, 0, None)] + self.speaker.block_s)
+        ref = np.where(valid, block_db[np.clip(idx, 0, None)], SILENCE_DB)
         best, best_lag = 0.6, None  # demand a clear match
-        half = self.FRAME_S / 2
-        for lag_frames in range(0, 13):
-            lag = lag_frames * self.FRAME_S
-            # the block playing at the middle of the frame's source interval
-            ref = np.array([self.speaker.max_db(t - half - lag, t - half - lag) for t in times])
-            if ref.std() < 3.0:
+        for j, lag in enumerate(lags):
+            column = ref[:, j]
+            if column.std() < 3.0:
                 continue
-            r = float(np.corrcoef(mic, ref)[0, 1])
+            r = float(np.corrcoef(mic, column)[0, 1])
             if r > best:
-                best, best_lag = r, lag
+                best, best_lag = r, float(lag)
         if best_lag is not None:
             self.echo_delay_s = best_lag
             self._delay_known = True

@@ -46,6 +46,7 @@ class AudioEngine:
         self._uplink = StreamResampler(capture.rate, wire_rate)
         self._framer = Framer(frame_bytes(wire_rate))
         self._downlink: StreamResampler | None = None
+        self._downlink_stale = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._errors = RateLimitedLog(log, 30.0)
@@ -78,16 +79,18 @@ class AudioEngine:
     def play(self, pcm: bytes, rate: int, response_id: object = None) -> int:
         """Queue agent audio (at ``rate``) for the speaker; returns bytes buffered."""
         downlink = self._downlink
-        if downlink is None or downlink.in_rate != rate:
+        if downlink is None or downlink.in_rate != rate or self._downlink_stale:
+            # a fresh resampler after a flush: its filter must not carry the cancelled audio
+            self._downlink_stale = False
             downlink = self._downlink = StreamResampler(rate, self.playback.rate)
         return self.buffer.write(downlink.process(pcm), response_id)
 
     def flush_playback(self) -> int:
-        """Stop the agent's voice now: drop everything buffered. Returns bytes dropped."""
-        dropped = self.buffer.flush()
-        if self._downlink is not None:
-            self._downlink.reset()
-        return dropped
+        """Stop the agent's voice now: drop everything buffered. Returns bytes dropped.
+        Any thread may call it; the resampler is replaced by :meth:`play` itself (libsoxr
+        must not be reset while the receive thread is inside it)."""
+        self._downlink_stale = True
+        return self.buffer.flush()
 
     # -- threads ------------------------------------------------------------------------
     def _capture_loop(self) -> None:
@@ -113,7 +116,11 @@ class AudioEngine:
             now = time.monotonic() - latency
             for frame in push(uplink(chunk)):
                 self.frames_captured += 1
-                self.frame_sink(frame, now)
+                try:
+                    self.frame_sink(frame, now)
+                except Exception as exc:  # a bug downstream must not stop the microphone
+                    self._errors.warning("sink", "handling a mic frame failed: %s",
+                                         describe_error(exc))
 
     def _player_loop(self) -> None:
         block = bytearray(frame_bytes(self.playback.rate))

@@ -210,6 +210,18 @@ class Provider:
         return Outcome(f"WebSocket handshake refused (HTTP {status})")
 
 
+def clean_id(value: Any) -> int | str | None:
+    """A response/event id from a server, usable as a key: ints stay ints (also "7" → 7),
+    strings stay strings, anything else (lists, objects, floats, bools) is no id."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return int(value) if value.isdigit() and len(value) < 19 else value[:128]
+    return None
+
+
 def parse_arguments(raw: Any) -> Any:
     """Function-call arguments arrive as an object or as a JSON string of one."""
     if isinstance(raw, str):

@@ -20,7 +20,7 @@ from typing import Any
 from edgevoice.providers.base import (AgentAudio, ConnectPlan, Event, HttpRequest, HttpResponse,
                                       Interruption, Malformed, Notice, Outcome, Provider, Ready,
                                       ResponseDone, SessionFailed, ToolCall, Transcript, dig, http_failure,
-                                      parse_arguments, parse_json_object)
+                                      clean_id, parse_arguments, parse_json_object)
 
 WS_CONNECTIONS_PATH = "/public/ws-connections"
 AGENTS_PATH = "/public/agents"
@@ -239,7 +239,7 @@ class NapsterProvider(Provider):
         role, action = m.get("role"), m.get("action")
         content = m.get("content")
         if action == "cancelled" or m.get("reason") == "turn_detected":
-            return [Interruption(m.get("response_id"))]
+            return [Interruption(clean_id(m.get("response_id")))]
         if action == "completed" and isinstance(content, str):
             return [Transcript("user" if role == "user" else "agent", content)]
         if action == "failed":

@@ -15,8 +15,8 @@ import urllib.parse
 from edgevoice.providers.base import (AgentAudio, ConnectPlan, Event, HttpRequest,
                                       HttpResponse, Interruption, Malformed, Notice, Outcome,
                                       OutputFormat, Provider, Ready, Reply, SessionFailed,
-                                      ToolCall, Transcript, dig, http_failure, parse_arguments,
-                                      parse_json_object)
+                                      ToolCall, Transcript, clean_id, dig, http_failure,
+                                      parse_arguments, parse_json_object)
 
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
 _IGNORED = frozenset({"vad_score", "internal_tentative_agent_response", "agent_chat_response_part",
@@ -192,9 +192,7 @@ class XunaProvider(Provider):
 
 def _event_id(value: object) -> object:
     """Event ids compare as ints when they look like ints (servers send 7 or "7")."""
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return value
+    return clean_id(value)
 
 
 _HANDLERS = {
