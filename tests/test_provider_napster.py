@@ -225,3 +225,25 @@ def test_create_agent_dry_run_prints_the_mapping_and_no_secret(tmp_path):
         assert body[key] == per_session[key]
     assert "providerConfig" not in body
     assert "nk_live_secret" not in result.stdout + result.stderr
+
+
+def test_create_and_update_agent_against_the_local_agent(make_agent, tmp_path, capsys):
+    from edgevoice import napster_admin
+
+    agent = make_agent("napster")
+    base = f"[agent]\nprovider = napster\n[napster]\napi_url = {agent.http_base}\n" \
+           f"api_key = {agent.options.api_key}\n"
+    cfg = parse(base + SEED_MIGRATION_CONFIG.split("[napster]\n", 1)[1]
+                .replace("api_key = nk_live_secret\n", ""))
+    assert napster_admin.create_agent(cfg, "Support Agent", dry_run=False) == 0
+    created = agent.wait_for("http_agent_create", timeout=5)[0]
+    assert created.data["body"] == agent_body(cfg.napster, "Support Agent")
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.strip().startswith("agent_id = "))
+    agent_id = line.split("=", 1)[1].strip()
+    assert agent_id == created.data["agent_id"]
+    cfg2 = parse(base + f"agent_id = {agent_id}\ncompanion_id = comp_abc123\nvoice_id = nova\n")
+    assert napster_admin.update_agent(cfg2, None, dry_run=False) == 0
+    patched = agent.wait_for("http_agent_update", timeout=5)[0]
+    assert patched.data["agent_id"] == agent_id and patched.data["body"] == {"voiceId": "nova"}
+    assert agent.options.api_key not in capsys.readouterr().out
