@@ -70,6 +70,7 @@ from .calls import CallingSession, PendingCall, user_text
 from .listener import SpeechEnded
 from .options import AgentOptions
 from .reply import ReplyStream
+from .session import b64 as _b64
 from .session import dumps as _dumps
 
 if TYPE_CHECKING:
@@ -115,8 +116,6 @@ def new_state(agent: LocalAgent) -> NapsterState:
     return NapsterState()
 
 
-def _b64(pcm: bytes) -> str:
-    return base64.b64encode(pcm).decode("ascii")
 
 
 # --- REST -------------------------------------------------------------------------
@@ -372,13 +371,8 @@ class NapsterSession(CallingSession):
         self.record("client_unknown", binary_bytes=len(data))
 
     def on_text(self, text: str) -> None:
-        try:
-            message = json.loads(text)
-        except ValueError:
-            self.record("client_malformed", reason="not JSON", size=len(text))
-            return
-        if not isinstance(message, dict):
-            self.record("client_malformed", reason="JSON is not an object")
+        message = self.parse_json(text)
+        if message is None:
             return
         kind = message.get("type")
         data = message.get("data")

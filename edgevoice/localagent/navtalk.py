@@ -59,6 +59,7 @@ from websockets.sync.server import ServerConnection
 from .calls import CallingSession, PendingCall, user_text
 from .listener import SpeechEnded
 from .reply import ReplyStream
+from .session import b64 as _b64
 from .session import dumps as _dumps
 
 if TYPE_CHECKING:
@@ -81,8 +82,6 @@ FAKE_CANDIDATE = {
 }
 
 
-def _b64(pcm: bytes) -> str:
-    return base64.b64encode(pcm).decode("ascii")
 
 
 # --- REST: none ----------------------------------------------------------------------
@@ -216,13 +215,8 @@ class NavTalkSession(CallingSession):
         self.record("client_unknown", binary_bytes=len(data))
 
     def on_text(self, text: str) -> None:
-        try:
-            message = json.loads(text)
-        except ValueError:
-            self.record("client_malformed", reason="not JSON", size=len(text))
-            return
-        if not isinstance(message, dict):
-            self.record("client_malformed", reason="JSON is not an object")
+        message = self.parse_json(text)
+        if message is None:
             return
         kind = message.get("type")
         payload = message.get("data") if isinstance(message.get("data"), dict) else message

@@ -12,6 +12,7 @@ provide the wire format through the ``on_*`` / ``send_*`` hooks. User audio arri
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 def dumps(message: dict[str, Any]) -> str:
     """Compact JSON text for the wire."""
     return json.dumps(message, separators=(",", ":"))
+
+
+def b64(pcm: bytes) -> str:
+    return base64.b64encode(pcm).decode("ascii")
 
 #: Longest the loop sleeps in ``recv``: bounds how fast run-time option changes take effect.
 MAX_WAIT_S = 0.05
@@ -129,6 +134,18 @@ class Session:
 
     def record(self, kind: str, **data: Any) -> None:
         self.agent.log.record(kind, conversation=self.conversation_id, **data)
+
+    def parse_json(self, text: str) -> dict | None:
+        """A client text message as a JSON object, or None (recorded as malformed)."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            self.record("client_malformed", reason="not JSON", size=len(text))
+            return None
+        if not isinstance(message, dict):
+            self.record("client_malformed", reason="JSON is not an object")
+            return None
+        return message
 
     def take_user_audio(self, pcm: bytes) -> None:
         """Account for, endpoint and barge-in-check user audio (PCM16 at ``input_rate``)."""

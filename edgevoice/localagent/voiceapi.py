@@ -150,13 +150,8 @@ class VoiceApiSession(Session):
         self.take_user_audio(data)
 
     def on_text(self, text: str) -> None:
-        try:
-            message = json.loads(text)
-        except ValueError:
-            self.record("client_malformed", reason="not JSON", size=len(text))
-            return
-        if not isinstance(message, dict):
-            self.record("client_malformed", reason="JSON is not an object")
+        message = self.parse_json(text)
+        if message is None:
             return
         kind = message.get("type")
         self.record("client_unknown", type=kind if isinstance(kind, str) else repr(kind))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Mapping
@@ -22,6 +21,7 @@ from websockets.sync.server import ServerConnection
 
 from .reply import ReplyStream
 from .session import Session
+from .session import b64 as _b64
 from .session import dumps as _dumps
 
 if TYPE_CHECKING:
@@ -37,8 +37,6 @@ LATE_CHUNKS = 3
 
 
 
-def _b64(pcm: bytes) -> str:
-    return base64.b64encode(pcm).decode("ascii")
 
 
 # --- REST -------------------------------------------------------------------------
@@ -138,13 +136,8 @@ class XunaSession(Session):
 
     def on_text(self, text: str) -> None:
         self.messages_seen += 1
-        try:
-            message = json.loads(text)
-        except ValueError:
-            self.record("client_malformed", reason="not JSON", size=len(text))
-            return
-        if not isinstance(message, dict):
-            self.record("client_malformed", reason="JSON is not an object")
+        message = self.parse_json(text)
+        if message is None:
             return
         kind = message.get("type")
         if "user_audio_chunk" in message and kind in (None, "user_audio_chunk"):
