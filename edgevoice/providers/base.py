@@ -17,6 +17,8 @@ Lifecycle of one session::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from dataclasses import dataclass, field
@@ -208,6 +210,21 @@ class Provider:
             return Outcome(f"WebSocket handshake refused (HTTP {status}): check the agent id and "
                            "API key", "auth")
         return Outcome(f"WebSocket handshake refused (HTTP {status})")
+
+
+def pcm_from_base64(b64: Any, what: str, response_id: Any = None) -> list:
+    """Agent audio from a base64 payload: AgentAudio, or Malformed for a missing or
+    invalid payload; an odd-length chunk loses its last byte (and says so)."""
+    if not isinstance(b64, str):
+        return [Malformed(f"{what} without an audio payload")]
+    try:
+        pcm = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        return [Malformed(f"{what} with invalid base64")]
+    if len(pcm) % 2:
+        return [Malformed(f"audio chunk of odd length {len(pcm)}; last byte dropped"),
+                AgentAudio(pcm[:-1], response_id)]
+    return [AgentAudio(pcm, response_id)]
 
 
 def clean_id(value: Any) -> int | str | None:

@@ -17,10 +17,11 @@ import logging
 import urllib.parse
 from typing import Any
 
-from edgevoice.providers.base import (AgentAudio, ConnectPlan, Event, HttpRequest, HttpResponse,
+from edgevoice.providers.base import (ConnectPlan, Event, HttpRequest, HttpResponse,
                                       Interruption, Malformed, Notice, Outcome, Provider, Ready,
                                       ResponseDone, SessionFailed, ToolCall, Transcript, dig, http_failure,
-                                      clean_id, parse_arguments, parse_json_object)
+                                      clean_id, parse_arguments, parse_json_object,
+                                      pcm_from_base64)
 
 WS_CONNECTIONS_PATH = "/public/ws-connections"
 AGENTS_PATH = "/public/agents"
@@ -218,16 +219,7 @@ class NapsterProvider(Provider):
         b64 = dig(data, "data")
         if not isinstance(b64, str):
             b64 = dig(data, "audio")
-        if not isinstance(b64, str):
-            return [Malformed("audio_received without data.data or data.audio")]
-        try:
-            pcm = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
-            return [Malformed("audio_received with invalid base64")]
-        if len(pcm) % 2:
-            return [Malformed(f"audio chunk of odd length {len(pcm)}; last byte dropped"),
-                    AgentAudio(pcm[:-1])]
-        return [AgentAudio(pcm)]
+        return pcm_from_base64(b64, "audio_received")
 
     def _message(self, data: Any) -> list[Event]:
         m = data.get("message") if isinstance(data, dict) and isinstance(

@@ -11,17 +11,16 @@ WebRTC signalling is for video and is ignored.
 from __future__ import annotations
 
 import base64
-import binascii
 import collections
 import json
 import logging
 import urllib.parse
 from typing import Any, Sequence
 
-from edgevoice.providers.base import (AgentAudio, ConnectPlan, Ended, Event, HttpResponse,
+from edgevoice.providers.base import (ConnectPlan, Ended, Event, HttpResponse,
                                       Interruption, Malformed, Notice, Outcome, Provider, Ready,
                                       Reply, ResponseDone, ToolCall, Transcript, parse_arguments,
-                                      parse_json_object)
+                                      parse_json_object, pcm_from_base64)
 
 MAX_B64_CHARS = 4096  # the documented limit of one append message's audio
 BUSY_RETRY_S = 30.0
@@ -139,16 +138,7 @@ class NavTalkProvider(Provider):
         return [Notice(f"navtalk {what}: {text}", logging.WARNING)]
 
     def _audio(self, b64: Any) -> list[Event]:
-        if not isinstance(b64, str):
-            return [Malformed("audio delta without data.delta")]
-        try:
-            pcm = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
-            return [Malformed("audio delta with invalid base64")]
-        if len(pcm) % 2:
-            return [Malformed(f"audio chunk of odd length {len(pcm)}; last byte dropped"),
-                    AgentAudio(pcm[:-1])]
-        return [AgentAudio(pcm)]
+        return pcm_from_base64(b64, "audio delta")
 
     @staticmethod
     def _transcript(role: str, content: Any, kind: str) -> list[Event]:

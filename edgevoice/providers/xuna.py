@@ -7,16 +7,15 @@ the ElevenLabs variants on receive (ping event id at top level, string event ids
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import urllib.parse
 
-from edgevoice.providers.base import (AgentAudio, ConnectPlan, Event, HttpRequest,
+from edgevoice.providers.base import (ConnectPlan, Event, HttpRequest,
                                       HttpResponse, Interruption, Malformed, Notice, Outcome,
                                       OutputFormat, Provider, Ready, Reply, SessionFailed,
                                       ToolCall, Transcript, clean_id, dig, http_failure,
-                                      parse_arguments, parse_json_object)
+                                      parse_arguments, parse_json_object, pcm_from_base64)
 
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
 _IGNORED = frozenset({"vad_score", "internal_tentative_agent_response", "agent_chat_response_part",
@@ -135,19 +134,8 @@ class XunaProvider(Provider):
 
     def _audio(self, msg: dict) -> list[Event]:
         event = msg.get("audio_event")
-        b64 = dig(event, "audio_base_64")
-        if not isinstance(b64, str):
-            return [Malformed("audio message without audio_event.audio_base_64")]
-        try:
-            pcm = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
-            return [Malformed("audio message with invalid base64")]
-        events: list[Event] = []
-        if len(pcm) % 2:
-            events.append(Malformed(f"audio chunk of odd length {len(pcm)}; last byte dropped"))
-            pcm = pcm[:-1]
-        events.append(AgentAudio(pcm, _event_id(dig(event, "event_id"))))
-        return events
+        return pcm_from_base64(dig(event, "audio_base_64"), "audio message",
+                               _event_id(dig(event, "event_id")))
 
     def _ping(self, msg: dict) -> list[Event]:
         event_id = dig(msg, "ping_event", "event_id")
