@@ -44,6 +44,20 @@ def _fail(what: str, resp: requests.Response | None, exc: Exception | None = Non
     return 1
 
 
+def _request(method: str, url: str, settings, body: dict, what: str,
+             ok: tuple[int, ...]) -> requests.Response | int:
+    """Send one request; the response when its status is in ``ok``, else the exit status
+    after saying what went wrong."""
+    try:
+        resp = requests.request(method, url, headers=_headers(settings), json=body,
+                                timeout=TIMEOUT_S)
+    except requests.RequestException as exc:
+        return _fail(what, None, exc)
+    if resp.status_code not in ok:
+        return _fail(what, resp)
+    return resp
+
+
 def create_agent(config, name: str | None, dry_run: bool, out=sys.stdout) -> int:
     s = config.napster
     if not s.companion_id:
@@ -55,12 +69,9 @@ def create_agent(config, name: str | None, dry_run: bool, out=sys.stdout) -> int
     if dry_run:
         _show_request("POST", url, body, out)
         return 0
-    try:
-        resp = requests.post(url, headers=_headers(s), json=body, timeout=TIMEOUT_S)
-    except requests.RequestException as exc:
-        return _fail("creating the agent", None, exc)
-    if resp.status_code not in (200, 201):
-        return _fail("creating the agent", resp)
+    resp = _request("POST", url, s, body, "creating the agent", (200, 201))
+    if isinstance(resp, int):
+        return resp
     try:
         answer = resp.json()
     except ValueError:
@@ -90,12 +101,9 @@ def update_agent(config, name: str | None, dry_run: bool, out=sys.stdout) -> int
     if dry_run:
         _show_request("PATCH", url, body, out)
         return 0
-    try:
-        resp = requests.patch(url, headers=_headers(s), json=body, timeout=TIMEOUT_S)
-    except requests.RequestException as exc:
-        return _fail("updating the agent", None, exc)
-    if resp.status_code not in (200, 204):
-        return _fail("updating the agent", resp)
+    resp = _request("PATCH", url, s, body, "updating the agent", (200, 204))
+    if isinstance(resp, int):
+        return resp
     print(f"updated Omniagent {s.agent_id}: {', '.join(sorted(body)) or 'nothing to change'}",
           file=out)
     return 0

@@ -53,7 +53,6 @@ Choices where the specs are silent:
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import math
@@ -393,13 +392,8 @@ class NapsterSession(CallingSession):
     def _audio(self, data: Any) -> None:
         key = next((k for k in ("data", "audio") if isinstance(data, dict) and k in data), None)
         b64 = data[key] if key is not None else None
-        if not isinstance(b64, str):
-            self.record("client_malformed", reason="send_audio without data.data or data.audio")
-            return
-        try:
-            pcm = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
-            self.record("client_malformed", reason="invalid base64 audio")
+        pcm = self.decode_b64_audio(b64, "send_audio without data.data or data.audio")
+        if pcm is None:
             return
         if key not in self.audio_keys:
             self.audio_keys.add(key)
@@ -463,8 +457,6 @@ class NapsterSession(CallingSession):
 
     # --- misbehaviour ---
     def garbage(self) -> list[str | bytes]:
-        prefix, suffix = '{"type":"garbage_padding","padding":"', '"}'
-        fill = max(0, self.options.garbage_big_bytes - len(prefix) - len(suffix))
         return [
             "this is not JSON {",
             "[1, 2, 3]",
@@ -475,5 +467,5 @@ class NapsterSession(CallingSession):
             _dumps({"event": "mystery_event_type", "data": {"x": 1}}),
             _dumps({"type": "function_implicitly_called", "data": {}}),
             b"\x00\x01\x02 binary garbage \xff",
-            prefix + "x" * fill + suffix,
+            self.oversized_garbage(),
         ]

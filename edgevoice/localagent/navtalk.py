@@ -45,8 +45,6 @@ Choices where the spec is silent:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import time
@@ -245,15 +243,10 @@ class NavTalkSession(CallingSession):
             self.record("client_unknown", type=kind if isinstance(kind, str) else repr(kind))
 
     def _audio(self, b64: Any) -> None:
-        if not isinstance(b64, str):
-            self.record("client_malformed", reason="append without data.audio")
-            return
-        if len(b64) > MAX_AUDIO_B64_CHARS:
+        if isinstance(b64, str) and len(b64) > MAX_AUDIO_B64_CHARS:
             self.record("client_malformed", reason="audio base64 over 4096 characters", size=len(b64))
-        try:
-            pcm = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
-            self.record("client_malformed", reason="invalid base64 audio")
+        pcm = self.decode_b64_audio(b64, "append without data.audio")
+        if pcm is None:
             return
         if not self.ready:
             self.record("audio_before_ready", bytes=len(pcm))
@@ -347,8 +340,6 @@ class NavTalkSession(CallingSession):
 
     # --- misbehaviour ---
     def garbage(self) -> list[str | bytes]:
-        prefix, suffix = '{"type":"garbage_padding","padding":"', '"}'
-        fill = max(0, self.options.garbage_big_bytes - len(prefix) - len(suffix))
         return [
             "this is not JSON {",
             "[1, 2, 3]",
@@ -358,5 +349,5 @@ class NavTalkSession(CallingSession):
             _dumps({"type": "realtime.response.audio_transcript.delta", "data": None}),
             _dumps({"type": "mystery.event.type", "data": {"x": 1}}),
             b"\x00\x01\x02 binary garbage \xff",
-            prefix + "x" * fill + suffix,
+            self.oversized_garbage(),
         ]

@@ -13,6 +13,7 @@ provide the wire format through the ``on_*`` / ``send_*`` hooks. User audio arri
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import time
@@ -146,6 +147,24 @@ class Session:
             self.record("client_malformed", reason="JSON is not an object")
             return None
         return message
+
+    def decode_b64_audio(self, b64: Any, missing: str) -> bytes | None:
+        """Client audio from a base64 payload, or None (recorded as malformed: ``missing``
+        when there is no payload string, else invalid base64)."""
+        if not isinstance(b64, str):
+            self.record("client_malformed", reason=missing)
+            return None
+        try:
+            return base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            self.record("client_malformed", reason="invalid base64 audio")
+            return None
+
+    def oversized_garbage(self) -> str:
+        """A valid but huge text message of ``garbage_big_bytes`` (tests size caps)."""
+        prefix, suffix = '{"type":"garbage_padding","padding":"', '"}'
+        fill = max(0, self.options.garbage_big_bytes - len(prefix) - len(suffix))
+        return prefix + "x" * fill + suffix
 
     def take_user_audio(self, pcm: bytes) -> None:
         """Account for, endpoint and barge-in-check user audio (PCM16 at ``input_rate``)."""

@@ -171,8 +171,6 @@ class VoiceApiSession(Session):
 
     # --- misbehaviour ---
     def garbage(self) -> list[str | bytes]:
-        prefix, suffix = '{"type":"garbage_padding","padding":"', '"}'
-        fill = max(0, self.options.garbage_big_bytes - len(prefix) - len(suffix))
         return [
             "this is not JSON {",
             "[1, 2, 3]",
@@ -180,6 +178,6 @@ class VoiceApiSession(Session):
             _dumps({"type": "mystery_event_type", "mystery_event": {"x": 1}}),
             _dumps({"type": "error"}),  # known type, code and message missing
             _dumps({"type": 42}),  # type that is not even a string
-            prefix + "x" * fill + suffix,
+            self.oversized_garbage(),
         ]
 

@@ -9,8 +9,6 @@ barge-in with ``interruption``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Mapping
@@ -157,15 +155,9 @@ class XunaSession(Session):
             self.record("client_unknown", type=kind if isinstance(kind, str) else repr(kind))
 
     def _audio(self, b64: Any) -> None:
-        if not isinstance(b64, str):
-            self.record("client_malformed", reason="audio without base64 payload")
-            return
-        try:
-            pcm = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
-            self.record("client_malformed", reason="invalid base64 audio")
-            return
-        self.take_user_audio(pcm)
+        pcm = self.decode_b64_audio(b64, "audio without base64 payload")
+        if pcm is not None:
+            self.take_user_audio(pcm)
 
     def _pong(self, message: dict[str, Any]) -> None:
         event_id = message.get("event_id")
@@ -231,8 +223,6 @@ class XunaSession(Session):
 
     # --- misbehaviour ---
     def garbage(self) -> list[str | bytes]:
-        prefix, suffix = '{"type":"garbage_padding","padding":"', '"}'
-        fill = max(0, self.options.garbage_big_bytes - len(prefix) - len(suffix))
         return [
             "this is not JSON {",
             "[1, 2, 3]",
@@ -242,6 +232,6 @@ class XunaSession(Session):
             _dumps({"type": "ping"}),
             _dumps({"type": "user_transcript"}),
             b"\x00\x01\x02 binary garbage \xff",
-            prefix + "x" * fill + suffix,
+            self.oversized_garbage(),
         ]
 
