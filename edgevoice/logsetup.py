@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from edgevoice.redact import ScrubbingFormatter
+from edgevoice.redact import ScrubbingFormatter, describe_error
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 JOURNAL_FORMAT = "%(name)s: %(message)s"
@@ -38,8 +38,39 @@ _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.
              logging.DEBUG: 7}
 
 
+def report_unlogged(record: logging.LogRecord, exc: BaseException | None = None,
+                    stream=None) -> None:
+    """What a handler does with a record it could not format or send: one line on stderr
+    naming where the record came from and why it failed, never the message or its
+    arguments (they may hold a secret; logging's own ``handleError`` prints both raw)."""
+    if exc is None:
+        exc = sys.exc_info()[1]
+    why = describe_error(exc) if exc is not None else "unknown error"
+    stream = stream or sys.stderr
+    try:
+        stream.write(f"edgevoice: a log record from {record.name} "
+                     f"({os.path.basename(str(record.pathname))}:{record.lineno}) could not "
+                     f"be logged: {why}\n")
+        stream.flush()
+    except Exception:  # stderr itself is gone: nothing left to tell
+        pass
+
+
+class ScrubbedStreamHandler(logging.StreamHandler):
+    """stderr, with a failed record reported without its raw arguments."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        report_unlogged(record, stream=self.stream)
+
+
 class JournalHandler(logging.Handler):
-    """journald, with only the scrubbed message and safe fields."""
+    """journald, with only the scrubbed message and safe fields.
+
+    ``send`` is python-systemd's ``journal.send`` (tests give a fake only to the C-level
+    ``sendv`` beneath it). A record the journal refuses is written, still scrubbed, to
+    stderr (which systemd also puts in the journal), so nothing is lost and nothing raw
+    leaks.
+    """
 
     def __init__(self, send=None) -> None:
         super().__init__()
@@ -50,17 +81,30 @@ class JournalHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            message = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        try:
             fields = {"PRIORITY": str(_PRIORITY.get(record.levelno, 6)),
                       "SYSLOG_IDENTIFIER": "edgevoice", "LOGGER": record.name,
-                      "THREAD_NAME": record.threadName, "CODE_FILE": record.pathname,
-                      "CODE_LINE": str(record.lineno), "CODE_FUNC": record.funcName}
+                      "THREAD_NAME": str(record.threadName), "CODE_FILE": str(record.pathname),
+                      # python-systemd formats CODE_LINE with {:d}: it must be an int
+                      "CODE_LINE": int(record.lineno), "CODE_FUNC": str(record.funcName)}
             fields.update(_context)
             event = getattr(record, "event", None)
             if event:
                 fields["EVENT"] = str(event)
-            self._send(self.format(record), **fields)
-        except Exception:
-            self.handleError(record)
+            self._send(message, **fields)
+        except Exception as exc:
+            report_unlogged(record, exc)
+            try:
+                sys.stderr.write(message + "\n")
+            except Exception:
+                pass
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        report_unlogged(record)
 
 
 def under_journald() -> bool:
@@ -88,7 +132,7 @@ def setup_logging(level: str = "info", stream=None, journal: bool | None = None)
         except ImportError:
             handler = None
     if handler is None:
-        handler = logging.StreamHandler(stream or sys.stderr)
+        handler = ScrubbedStreamHandler(stream or sys.stderr)
         handler.setFormatter(ScrubbingFormatter(FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):

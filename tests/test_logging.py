@@ -7,18 +7,46 @@ import logging
 import os
 import sys
 
+import pytest
+
 from edgevoice import logsetup
 from edgevoice.logsetup import JournalHandler, RateLimitedLog, set_context, under_journald
 from edgevoice.redact import ScrubbingFormatter, Secret, redact_url
 
 
-def test_journal_gets_structured_fields_and_no_secret():
-    sent = []
-    handler = JournalHandler(send=lambda msg, **fields: sent.append((msg, fields)))
+@pytest.fixture
+def journal_lines(monkeypatch):
+    """Records as python-systemd's own ``journal.send`` formats them: only the C-level
+    ``sendv`` beneath it is replaced, so its field formatting runs for real."""
+    from systemd import journal
+
+    sent: list[dict[str, str]] = []
+
+    def sendv(*lines):
+        entry = {}
+        for line in lines:
+            assert isinstance(line, (str, bytes)), line
+            text = line.decode() if isinstance(line, bytes) else line
+            key, _, value = text.partition("=")
+            entry[key] = value
+        sent.append(entry)
+
+    monkeypatch.setattr(journal, "sendv", sendv)
+    return sent
+
+
+def journal_logger(name: str) -> tuple[logging.Logger, JournalHandler]:
+    handler = JournalHandler()
     handler.setFormatter(ScrubbingFormatter(logsetup.JOURNAL_FORMAT))
-    logger = logging.getLogger("edgevoice.test.journal")
+    logger = logging.getLogger(name)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger, handler
+
+
+def test_journal_gets_structured_fields_and_no_secret(journal_lines, capsys):
+    logger, handler = journal_logger("edgevoice.test.journal")
     key = Secret("sk-journal-secret-123")
     try:
         set_context(provider="xuna", session_id="conv_42")
@@ -28,13 +56,60 @@ def test_journal_gets_structured_fields_and_no_secret():
     finally:
         logger.removeHandler(handler)
         set_context(provider=None)
-    (msg, fields), (msg2, fields2) = sent
-    assert msg == "edgevoice.test.journal: connecting with ***"
-    assert fields["PROVIDER"] == "xuna" and fields["SESSION_ID"] == "conv_42"
-    assert fields["EVENT"] == "session_started" and fields["PRIORITY"] == "6"
-    assert fields["SYSLOG_IDENTIFIER"] == "edgevoice"
-    assert "sk-journal-secret-123" not in repr(sent)
-    assert "SESSION_ID" not in fields2 and fields2["PRIORITY"] == "4"
+    first, second = journal_lines
+    assert first["MESSAGE"] == "edgevoice.test.journal: connecting with ***"
+    assert first["PROVIDER"] == "xuna" and first["SESSION_ID"] == "conv_42"
+    assert first["EVENT"] == "session_started" and first["PRIORITY"] == "6"
+    assert first["SYSLOG_IDENTIFIER"] == "edgevoice" and first["LOGGER"] == logger.name
+    assert int(first["CODE_LINE"]) > 0 and first["CODE_FILE"].endswith("test_logging.py")
+    assert first["CODE_FUNC"] == "test_journal_gets_structured_fields_and_no_secret"
+    assert "sk-journal-secret-123" not in repr(journal_lines)
+    assert "SESSION_ID" not in second and second["PRIORITY"] == "4"
+    assert capsys.readouterr().err == ""  # no "--- Logging error ---"
+
+
+def test_a_record_the_journal_refuses_goes_to_stderr_scrubbed(monkeypatch, capsys):
+    from systemd import journal
+
+    def refuse(*lines):
+        raise OSError(111, "Connection refused")
+
+    monkeypatch.setattr(journal, "sendv", refuse)
+    logger, handler = journal_logger("edgevoice.test.refused")
+    secret = Secret("tok-refused-secret-789")
+    try:
+        logger.error("could not connect with %s", secret.reveal())
+    finally:
+        logger.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert "could not connect with ***" in err  # the line itself is kept
+    assert "Connection refused" in err and "test_logging.py" in err
+    assert "tok-refused-secret-789" not in err
+    assert "Logging error" not in err and "Arguments:" not in err
+
+
+@pytest.mark.parametrize("handler_kind", ["journal", "stderr"])
+def test_a_record_that_cannot_be_formatted_never_prints_its_arguments(handler_kind,
+                                                                        journal_lines, capsys):
+    secret = Secret("tok-badformat-secret-321")
+    stream = io.StringIO()
+    if handler_kind == "journal":
+        logger, handler = journal_logger("edgevoice.test.badformat")
+    else:
+        handler = logsetup.ScrubbedStreamHandler(stream)
+        handler.setFormatter(ScrubbingFormatter(logsetup.FORMAT))
+        logger = logging.getLogger("edgevoice.test.badformat.stderr")
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        logger.error("one placeholder %d", secret.reveal(), "and a spare argument")
+    finally:
+        logger.removeHandler(handler)
+    printed = capsys.readouterr().err + stream.getvalue()
+    assert "could not be logged" in printed and "test_logging.py" in printed
+    assert "tok-badformat-secret-321" not in printed
+    assert "Arguments:" not in printed and "spare argument" not in printed
+    assert journal_lines == []
 
 
 def test_journald_detection_follows_journal_stream(monkeypatch):
