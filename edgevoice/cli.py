@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from edgevoice import __version__
 from edgevoice.config import DEFAULT_PATH, EX_CONFIG, ConfigError, load, render
+from edgevoice.localagent.arguments import DIALECT_NAMES, add_arguments as add_localagent_arguments
 from edgevoice.logsetup import setup_logging
 
 log = logging.getLogger(__name__)
 
-LOCALAGENT_DIALECTS = ("napster", "navtalk", "voiceapi", "xuna")
 
 
 def _cmd_run(args) -> int:
@@ -79,6 +80,13 @@ def _cmd_napster(args) -> int:
     return action(config, args.name, args.dry_run)
 
 
+def _cmd_reload(args) -> int:
+    from edgevoice.device.reload import request_reload, runtime_dir
+
+    directory = args.runtime_dir or runtime_dir()
+    return request_reload(args.pid, directory and Path(directory), args.timeout)
+
+
 def _cmd_demo(args) -> int:
     from edgevoice.demo import run_demo
 
@@ -118,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("devices", _cmd_devices, "List ALSA sound devices: name, channels, rates.")
     p = add("demo", _cmd_demo, "Talk to the built-in local agent: a spoken question goes in, "
                                "the answer comes out (no cloud account needed).")
-    p.add_argument("--dialect", choices=LOCALAGENT_DIALECTS, default="xuna",
+    p.add_argument("--dialect", choices=DIALECT_NAMES, default="xuna",
                    help="which dialect the local agent speaks (default xuna)")
     p.add_argument("--audio", choices=("file", "alsa"), default="file",
                    help="file: a shipped question WAV in, answer WAV out (default); "
@@ -139,21 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the agent's name (default [napster] agent_name)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the request body instead of sending it")
+    p = add("reload", _cmd_reload,
+            "Ask the running daemon to re-read its config and wait for the answer: exit 0 "
+            "when applied, 1 (with the problems) when rejected. The unit's ExecReload= runs "
+            "this; type `sudo systemctl reload edgevoice`.")
+    p.add_argument("--pid", type=int, required=True, help="the daemon's process id ($MAINPID)")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds to wait for the answer (default %(default)s)")
+    p.add_argument("--runtime-dir", help="where the daemon writes its answer (default "
+                                         "$RUNTIME_DIRECTORY, /run/edgevoice under systemd)")
     p = add("localagent", _cmd_localagent,
             "Run the local stand-in agent alone (for trying the daemon without a cloud).")
-    # Declared here rather than imported from edgevoice.localagent, so that `edgevoice run`
-    # never loads the local agent's server libraries.
-    p.add_argument("--dialect", required=True, choices=LOCALAGENT_DIALECTS,
-                   help="agent protocol to speak")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    p.add_argument("--port", type=int, default=8765,
-                   help="WebSocket port (default %(default)s; 0 picks a free port)")
-    p.add_argument("--http-port", type=int, default=None, help="REST port (default: --port + 1)")
-    p.add_argument("--output-rate", type=int, default=16000,
-                   help="xuna reply audio rate in Hz (default %(default)s)")
-    p.add_argument("--private", action="store_true",
-                   help="xuna: require a signed URL (private agent)")
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    add_localagent_arguments(p)
     return parser
 
 

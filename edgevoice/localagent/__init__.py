@@ -10,8 +10,28 @@ with the daemon's providers.
         print(agent.config_values())
 """
 
-from .events import Event
-from .options import AgentOptions
-from .server import LocalAgent
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 __all__ = ["AgentOptions", "Event", "LocalAgent"]
+
+if TYPE_CHECKING:
+    from .events import Event
+    from .options import AgentOptions
+    from .server import LocalAgent
+
+
+def __getattr__(name: str):
+    # Lazy, so that `edgevoice.localagent.arguments` (imported by the daemon's CLI) does not
+    # load the WebSocket server library.
+    if name == "LocalAgent":
+        from .server import LocalAgent
+        return LocalAgent
+    if name == "AgentOptions":
+        from .options import AgentOptions
+        return AgentOptions
+    if name == "Event":
+        from .events import Event
+        return Event
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

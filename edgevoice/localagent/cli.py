@@ -14,31 +14,12 @@ import sys
 import threading
 from typing import Any
 
+from .arguments import add_arguments
 from .events import Event, redacted
 from .options import AgentOptions
-from .server import DIALECTS, LocalAgent
+from .server import LocalAgent
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PORT = 8765
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the local agent's options to ``parser``."""
-    parser.add_argument("--dialect", required=True, choices=sorted(DIALECTS), help="agent protocol to speak")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="WebSocket port (default %(default)s; 0 picks a free port)"
-    )
-    parser.add_argument("--http-port", type=int, default=None, help="REST port (default: --port + 1)")
-    parser.add_argument(
-        "--output-rate", type=int, default=16000, help="xuna reply audio rate in Hz (default %(default)s)"
-    )
-    parser.add_argument("--private", action="store_true", help="xuna: require a signed URL (private agent)")
-    parser.add_argument(
-        "--omniagent", action="store_true", help="napster: print agent_id so the daemon uses Omniagent connections"
-    )
-
 
 def config_text(values: dict[str, dict[str, str]]) -> str:
     """INI text for config_values()."""
@@ -98,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edgevoice.localagent", description=__doc__.split("\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=(args.log_level or "info").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return run(args)
 
 
