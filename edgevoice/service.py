@@ -7,7 +7,9 @@
 - SIGHUP (``systemctl reload edgevoice``) re-reads the config: a valid one is applied (the
   session restarts only if agent settings changed, the sound devices reopen only if
   ``[audio]`` changed); an invalid one is rejected with its errors in the journal and the
-  running config stays.
+  running config stays. Either way the outcome goes to ``$RUNTIME_DIRECTORY`` for the
+  unit's ``ExecReload=edgevoice reload`` helper (:mod:`edgevoice.device.reload`), so
+  ``systemctl reload`` fails when the config was rejected.
 - the button and the LED (``[gpio]``), per ``[agent] mode``.
 """
 
@@ -21,6 +23,7 @@ import time
 from edgevoice.config import ConfigError, Config, load
 from edgevoice.daemon import DEVICE_RETRY_S, Daemon
 from edgevoice.device.notify import StatusReporter, SystemdNotifier, ThreadHealth, WatchdogPinger
+from edgevoice.device.reload import APPLIED, REJECTED, ReloadResults, runtime_dir
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ class Service:
         self.path = config_path
         self.notifier = notifier or SystemdNotifier()
         self.reporter = StatusReporter(self.notifier)
+        self.reloads = ReloadResults(runtime_dir())
         self.pin_factory = pin_factory
         self.mode = None
         self.button = None
@@ -97,6 +101,7 @@ class Service:
             self.daemon.stop()
 
         def reload(signum, frame):
+            self.reloads.requested()
             log.info("SIGHUP received: reloading %s", self.path)
             self.daemon.request_reload()
 
@@ -210,6 +215,7 @@ class Service:
     def _reload(self) -> str | None:
         """Apply a new config from disk; returns "audio", "agent" or None (nothing to
         restart)."""
+        request = self.reloads.latest_request
         self.notifier.reloading("reloading the configuration")
         try:
             new = load(self.path)
@@ -218,8 +224,11 @@ class Service:
                 log.error("reload rejected: %s", problem, extra={"event": "reload_rejected"})
             log.error("the new configuration has %d problem(s); still running the previous "
                       "one (fix it, then: sudo systemctl reload edgevoice)", len(exc.problems))
-            self.notifier.ready(f"reload rejected ({len(exc.problems)} problem(s)); running the "
-                                "previous configuration")
+            self.reporter.config_note(f"reload rejected ({len(exc.problems)} problem(s)), "
+                                      "running the previous configuration")
+            self.notifier.ready(self.reporter.text())
+            self.reloads.write(request, REJECTED, f"{len(exc.problems)} problem(s) in "
+                               f"{self.path}", exc.problems)
             return None
         old = self.daemon.config
         self.daemon.config = new
@@ -235,10 +244,11 @@ class Service:
                 old.agent.mode != new.agent.mode:
             log.warning("[gpio] and [agent] mode changes take effect after a restart: "
                         "sudo systemctl restart edgevoice")
-        log.info("configuration reloaded: %s", {
-            None: "nothing that needs a new session changed",
-            "agent": "agent settings changed, starting a new session",
-            "audio": "[audio] changed, reopening the sound devices"}[change],
-            extra={"event": "reloaded"})
-        self.notifier.ready("configuration reloaded")
+        what = {None: "nothing that needs a new session changed",
+                "agent": "agent settings changed, starting a new session",
+                "audio": "[audio] changed, reopening the sound devices"}[change]
+        log.info("configuration reloaded: %s", what, extra={"event": "reloaded"})
+        self.reporter.config_note("")
+        self.notifier.ready(self.reporter.text())  # STATUS= the current state again
+        self.reloads.write(request, APPLIED, what)
         return change

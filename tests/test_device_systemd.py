@@ -84,12 +84,17 @@ def test_unit_keeps_its_devices_and_its_contract():
     one = lambda key: s[key][-1]
     assert one("Type") == "notify" and one("NotifyAccess") == "main"
     assert one("ExecStart") == f"{EXEC_START} run --config /etc/edgevoice/edgevoice.conf"
-    assert one("ExecReload") == "/bin/kill -HUP $MAINPID"
+    # the reload helper waits for the daemon's answer, and needs nothing outside the venv
+    assert one("ExecReload") == f"{EXEC_START} reload --pid $MAINPID"
     assert one("WatchdogSec") == "30"
     assert one("Restart") == "on-failure" and one("RestartPreventExitStatus") == "78"
     assert one("User") == "edgevoice" and one("SupplementaryGroups") == "audio gpio"
-    assert one("StateDirectory") == "edgevoice" and one("ConfigurationDirectory") == "edgevoice"
-    assert one("ProtectSystem") == "strict"
+    assert one("StateDirectory") == "edgevoice" and one("RuntimeDirectory") == "edgevoice"
+    # the config directory is read-only for the service: no ConfigurationDirectory= (which
+    # mounts it read-write under ProtectSystem=strict), no writable path over /etc
+    assert "ConfigurationDirectory" not in s and one("ProtectSystem") == "strict"
+    assert one("ReadOnlyPaths") == "-/etc/edgevoice"
+    assert not any(p.lstrip("-+").startswith("/etc") for p in s.get("ReadWritePaths", []))
     # what the service still needs to reach
     assert one("DevicePolicy") == "closed"
     allowed = s["DeviceAllow"]

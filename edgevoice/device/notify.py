@@ -184,6 +184,7 @@ class StatusReporter:
         self._state = "starting"
         self._detail = ""
         self._note = ""
+        self._config_note = ""
         self._lock = threading.Lock()
 
     def __call__(self, state: str, detail: str = "") -> None:
@@ -204,6 +205,19 @@ class StatusReporter:
             text = self._text()
         self._notifier.status(text)
 
+    def config_note(self, note: str) -> None:
+        """A second suffix about the configuration (e.g. a rejected reload), kept until
+        replaced; empty string removes it."""
+        with self._lock:
+            self._config_note = note
+            text = self._text()
+        self._notifier.status(text)
+
+    def text(self) -> str:
+        """The current status line."""
+        with self._lock:
+            return self._text()
+
     def _text(self) -> str:
         state = self._state
         if state in ("listening", "speaking"):
@@ -211,7 +225,8 @@ class StatusReporter:
             text = f"{self._connected}, {words}" if self._connected else words
         else:
             text = self._detail or self.WORDS.get(state, state)
-        return f"{text}, {self._note}" if self._note else text
+        notes = [n for n in (self._note, self._config_note) if n]
+        return ", ".join([text, *notes])
 
 
 @dataclass
