@@ -166,8 +166,11 @@ def test_install_lays_out_the_tree_and_touches_nothing_else(staging):
     assert not calls.exists(), calls.read_text()         # no apt, useradd, systemctl, chown
     out = result.stdout
     for would in ("apt-get install", "useradd --system", "usermod -a -G audio,gpio edgevoice",
-                  "systemctl enable edgevoice.service", "chown root:edgevoice"):
+                  "chown root:edgevoice"):
         assert f"would run: {would}" in out, out
+    # enabled in the tree itself, as `systemctl enable` would (no systemctl needed)
+    wants = root / "etc/systemd/system/multi-user.target.wants/edgevoice.service"
+    assert os.readlink(wants) == "/etc/systemd/system/edgevoice.service"
     for step in ("sudo nano /etc/edgevoice/edgevoice.conf", "systemctl reload edgevoice",
                  "journalctl -u edgevoice -f"):
         assert step in out, out                          # the next steps are printed
@@ -235,6 +238,7 @@ def test_uninstall_keeps_config_and_state_unless_purged(staging):
     result = run(UNINSTALL, "--root", str(root), env=env)
     assert "would run: systemctl disable --now edgevoice.service" in result.stdout
     assert not (root / "etc/systemd/system/edgevoice.service").exists()
+    assert not os.path.lexists(root / "etc/systemd/system/multi-user.target.wants/edgevoice.service")
     assert not (root / "opt/edgevoice").exists()
     assert not (root / "etc/udev/rules.d/60-edgevoice-gpio.rules").exists()
     assert (root / "etc/edgevoice/edgevoice.conf").read_text() == EXAMPLE.read_text()
