@@ -87,6 +87,34 @@ def audible_spans(samples: np.ndarray, rate: int, threshold: float = 300.0,
 
 
 # --- local agent + daemon ----------------------------------------------------------------
+def file_audio_config(agent, tmp_path, **sections) -> pathlib.Path:
+    """Write ``tmp_path/edgevoice.conf``: ``agent``'s config lines, file audio (the shipped
+    question in, ``out.wav`` out) and any further ``section={key: value}``."""
+    values = agent.config_values()
+    values["audio"] = {"backend": "file", "input_file": str(QUESTION_WAV),
+                       "output_file": str(tmp_path / "out.wav")}
+    for name, keys in sections.items():
+        values.setdefault(name, {}).update(keys)
+    path = tmp_path / "edgevoice.conf"
+    path.write_text(ini(values))
+    return path
+
+
+def require_private_mounts() -> str:
+    """The path of ``unshare`` when this process may make a private mount namespace (root
+    and util-linux); skips the test, saying why, otherwise."""
+    import shutil
+    import subprocess
+
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    probe = subprocess.run([unshare, "-m", "sh", "-c", "mount -t tmpfs tmpfs /run"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace here: {probe.stderr.strip()}")
+    return unshare
+
 @pytest.fixture
 def make_agent():
     from edgevoice.localagent import AgentOptions, LocalAgent

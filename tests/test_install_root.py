@@ -16,12 +16,13 @@ Needs root, ``unshare`` and overlayfs; skipped, saying why, without them.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import require_private_mounts
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "scripts" / "install"
@@ -72,13 +73,7 @@ fi
 def in_namespace(tmp_path: Path, mode: str, *install_args: str, uninstall: bool = False) -> dict:
     if os.geteuid() != 0:
         pytest.skip("installing for real needs root")
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("unshare (util-linux) is not installed")
-    probe = subprocess.run([unshare, "-m", "sh", "-c", "mount -t tmpfs tmpfs /run"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"no private mount namespace here: {probe.stderr.strip()}")
+    unshare = require_private_mounts()
     venv = Path(sys.executable).parent.parent
     env = dict(os.environ)
     if uninstall:

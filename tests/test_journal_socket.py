@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUESTION_WAV, ini
+from tests.conftest import file_audio_config, require_private_mounts
 
 # Runs inside the namespace: binds the journal socket, starts the daemon with stderr on a
 # pipe that $JOURNAL_STREAM names (as systemd does), and prints what reached the socket.
@@ -77,13 +76,7 @@ print(json.dumps({"code": proc.wait(10), "entries": entries,
 
 
 def run_in_journal_namespace(conf: Path, want: str = "", timeout: float = 20.0) -> dict:
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("unshare (util-linux) is not installed")
-    probe = subprocess.run([unshare, "-m", "sh", "-c", "mount -t tmpfs tmpfs /run"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"no private mount namespace here: {probe.stderr.strip()}")
+    unshare = require_private_mounts()
     edgevoice = Path(sys.executable).parent / "edgevoice"
     assert edgevoice.exists(), "the edgevoice entry point is not installed in this venv"
     result = subprocess.run(
@@ -96,13 +89,8 @@ def run_in_journal_namespace(conf: Path, want: str = "", timeout: float = 20.0) 
 
 def test_a_session_logs_structured_entries_to_the_journal(make_agent, tmp_path):
     agent = make_agent("xuna", private=True)
-    sections = agent.config_values()
-    api_key = sections["xuna"]["api_key"]
-    sections["audio"] = {"backend": "file", "input_file": str(QUESTION_WAV),
-                         "output_file": str(tmp_path / "out.wav")}
-    sections["log"] = {"level": "debug"}
-    conf = tmp_path / "edgevoice.conf"
-    conf.write_text(ini(sections))
+    api_key = agent.config_values()["xuna"]["api_key"]
+    conf = file_audio_config(agent, tmp_path, log={"level": "debug"})
     out = run_in_journal_namespace(conf, want="SESSION_ID")
     entries, stderr = out["entries"], out["stderr"]
     assert out["code"] == 0, stderr

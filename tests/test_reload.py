@@ -5,6 +5,7 @@ never answer."""
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUESTION_WAV, ini
+from tests.conftest import file_audio_config, ini
 from tests.test_cli_run import LineReader
 from tests.test_service import notify  # noqa: F401  (fixture)
 
@@ -33,13 +34,16 @@ def reload(pid: int, runtime: Path | None, *extra: str, timeout: float = 30):
                           stdin=subprocess.DEVNULL)
 
 
+def parse_ini(path: Path) -> dict[str, dict[str, str]]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(path)
+    return {name: dict(parser[name]) for name in parser.sections()}
+
+
 def test_reload_reports_applied_rejected_and_unchanged(make_agent, tmp_path, notify):  # noqa: F811
     agent = make_agent("xuna")
-    sections = agent.config_values()
-    sections["audio"] = {"backend": "file", "input_file": str(QUESTION_WAV),
-                         "output_file": str(tmp_path / "out.wav")}
-    conf = tmp_path / "edgevoice.conf"
-    conf.write_text(ini(sections))
+    conf = file_audio_config(agent, tmp_path)
+    sections = parse_ini(conf)
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o750)
     env = dict(os.environ, RUNTIME_DIRECTORY=str(runtime), NOTIFY_SOCKET=notify.path)
