@@ -15,7 +15,6 @@ from edgevoice.logsetup import setup_logging
 log = logging.getLogger(__name__)
 
 
-
 def _cmd_run(args) -> int:
     try:
         config = load(args.config)

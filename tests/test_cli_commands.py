@@ -166,3 +166,12 @@ def test_python_m_localagent_matches_the_sub_command():
     options = lambda text: {w.strip("[],()") for w in text.split() if w.startswith("--")}  # noqa: E731
     assert result.returncode == 0 and options(result.stdout) == options(sub.stdout)
     assert "--omniagent" in sub.stdout
+
+
+def test_the_daemons_cli_does_not_load_the_local_agent_server():
+    probe = subprocess.run([sys.executable, "-c", "import sys, edgevoice.cli; "
+                            "edgevoice.cli.build_parser(); "
+                            "print(sorted(m for m in sys.modules if m.startswith('websockets') "
+                            "or m == 'edgevoice.localagent.server'))"],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0 and probe.stdout.strip() == "[]", probe.stdout + probe.stderr
