@@ -1,0 +1,223 @@
+"""The echo path: which speaker samples each microphone frame hears, and the canceller.
+
+- :class:`StreamClock`: a smoothed sample-count -> instant mapping for a stream of blocks
+  whose measured instants jitter (threads wake late); it follows slow drift and jumps on
+  a real discontinuity (an xrun, a device reopen).
+- :class:`SpeakerReference`: what the player handed to the device, resampled to the wire
+  rate, in a ring with the instant each sample is heard. Written by the player thread,
+  read by the capture thread; no lock (the count is published after the samples).
+- :class:`EchoPath`: on the capture thread, for each 20 ms mic frame, the reference samples
+  that were playing one echo delay ago go with it through the canceller. The delay (what the
+  device latencies leave unexplained, plus the acoustic path) is re-measured every second
+  by GCC-PHAT cross-correlation of mic and reference while the speaker plays, so clock
+  drift and a changed latency are followed, not measured once. A canceller that fails is
+  logged once and bypassed; the capture thread never sees its exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from edgevoice.audio.frames import frame_samples
+from edgevoice.logsetup import RateLimitedLog
+from edgevoice.redact import describe_error
+
+log = logging.getLogger(__name__)
+
+JUMP_S = 0.05            # a measured instant this far from the prediction: a discontinuity
+CLOCK_GAIN = 0.02        # how much of the prediction error one block corrects
+LEAD_S = 0.008           # the reference leads the echo by this much (the filter is causal)
+MAX_DELAY_S = 0.3        # delays measured: -LEAD_S .. MAX_DELAY_S
+WINDOW_S = 1.0           # audio correlated per measurement
+MEASURE_EVERY = 50       # frames (1 s) between measurements
+RETUNE_S = 0.004         # the delay moves only when a measurement differs by more
+PHAT_MIN_SCORE = 6.0     # peak / mean |correlation| for a measurement to count
+SPEAKER_MIN_RMS = 30.0   # reference RMS (PCM16) below this: the speaker is silent
+FAILURES_TO_DISABLE = 50
+
+
+class StreamClock:
+    """Instant of the end of the last block of a continuous stream of samples."""
+
+    __slots__ = ("rate", "count", "t_end")
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.count = 0           # samples so far
+        self.t_end: float | None = None
+
+    def advance(self, samples: int, t_end_measured: float) -> float:
+        """Account a block of ``samples`` measured to end at ``t_end_measured``; returns
+        the smoothed end instant."""
+        if self.t_end is None:
+            predicted = t_end_measured
+        else:
+            predicted = self.t_end + samples / self.rate
+            error = t_end_measured - predicted
+            predicted = t_end_measured if abs(error) > JUMP_S else predicted + CLOCK_GAIN * error
+        self.count += samples
+        self.t_end = predicted
+        return predicted
+
+
+class SpeakerReference:
+    """The last few seconds of what the speaker played, at ``rate``, by sample index."""
+
+    def __init__(self, rate: int, seconds: float = 4.0) -> None:
+        self.rate = rate
+        self._n = int(rate * seconds)
+        self._ring = np.zeros(self._n, dtype="<i2")
+        self._clock = StreamClock(rate)
+        self._published = (0, None)  # (samples written, instant the last one is heard)
+
+    def record(self, pcm: bytes, t_start: float) -> None:
+        """Player thread: ``pcm`` (PCM16 at ``rate``) starts being heard at ``t_start``."""
+        samples = np.frombuffer(pcm, dtype="<i2")
+        n = len(samples)
+        if n == 0:
+            return
+        if n > self._n:
+            samples, n = samples[-self._n:], self._n
+        start = self._clock.count % self._n
+        first = min(n, self._n - start)
+        self._ring[start:start + first] = samples[:first]
+        if first < n:
+            self._ring[:n - first] = samples[first:]
+        t_end = self._clock.advance(n, t_start + n / self.rate)
+        self._published = (self._clock.count, t_end)
+
+    def index_at(self, t: float) -> float | None:
+        """Sample index heard at instant ``t`` (None before anything played)."""
+        count, t_end = self._published
+        if t_end is None:
+            return None
+        return count - (t_end - t) * self.rate
+
+    def read_into(self, out: np.ndarray, end: int) -> None:
+        """Samples [end - len(out), end) into ``out``; zeros where not held."""
+        count = self._published[0]
+        n = len(out)
+        start = end - n
+        lo, hi = max(start, count - self._n + self.rate // 10), min(end, count)
+        out[:] = 0
+        if hi <= lo:
+            return
+        a, b = lo % self._n, hi % self._n
+        dst = out[lo - start:hi - start]
+        if a < b:
+            dst[:] = self._ring[a:b]
+        else:
+            split = self._n - a
+            dst[:split] = self._ring[a:]
+            dst[split:] = self._ring[:b]
+
+
+def gcc_phat_lag(mic: np.ndarray, ref: np.ndarray, max_lag: int) -> tuple[int, float]:
+    """Lag L in [0, max_lag] with mic[n] ~ ref[n + max_lag - L] … put simply: ``ref`` is
+    ``max_lag`` samples longer than ``mic`` at its start, and L is how many samples the mic
+    lags the reference's last ``len(mic)`` samples. Returns (L, score); score is the peak
+    over the mean absolute correlation (a clear echo scores well over 10)."""
+    n = len(ref)
+    size = 1 << (2 * n - 1).bit_length()
+    spec = np.fft.rfft(mic.astype(np.float64), size) * np.conj(np.fft.rfft(
+        ref.astype(np.float64), size))
+    spec /= np.abs(spec) + 1e-9
+    cc = np.fft.irfft(spec, size)
+    # mic[i] = ref[i + k] correlates at lag -k: k = max_lag - L for L in 0..max_lag
+    ks = np.arange(max_lag + 1)
+    values = cc[(-ks) % size]
+    best = int(np.argmax(values))
+    score = float(values[best] / (np.mean(np.abs(cc)) + 1e-12))
+    return max_lag - best, score
+
+
+class EchoPath:
+    """Runs the canceller on every mic frame with the aligned reference (capture thread)."""
+
+    def __init__(self, canceller, reference: SpeakerReference) -> None:
+        self.canceller = canceller
+        self.reference = reference
+        self.rate = reference.rate
+        self.frame = frame_samples(self.rate)
+        self._ref = np.zeros(self.frame, dtype="<i2")
+        self._clock = StreamClock(self.rate)
+        self.delay_s = 0.0          # measured speaker -> mic delay beyond the timestamps
+        self.delay_measurements = 0
+        self._pending: float | None = None
+        w = int(WINDOW_S * self.rate) // self.frame * self.frame
+        self._mic_hist = np.zeros(w, dtype="<i2")
+        self._frames = 0
+        self._last_end: float | None = None   # zero-lag reference index of the last frame
+        self._failures = 0
+        self._errors = RateLimitedLog(log, 30.0)
+        self.bypassed = 0             # frames passed through uncancelled
+        self.disabled = ""
+
+    def process(self, frame: bytes, t_end: float) -> bytes:
+        """The frame with the echo removed (the frame itself if that cannot be done)."""
+        t = self._clock.advance(len(frame) // 2, t_end)
+        index = self.reference.index_at(t)
+        if index is None or self.disabled:
+            return frame
+        zero_lag_end = int(round(index))
+        end = zero_lag_end - int(round((self.delay_s - LEAD_S) * self.rate))
+        self.reference.read_into(self._ref, end)
+        try:
+            out = self.canceller.process(frame, self._ref.tobytes())
+        except Exception as exc:  # a bad frame or a broken library: never the capture thread
+            self.bypassed += 1
+            self._failures += 1
+            self._errors.warning("aec", "echo cancellation failed, frame sent as heard: %s",
+                                 describe_error(exc))
+            if self._failures >= FAILURES_TO_DISABLE:
+                self.disabled = describe_error(exc)
+                log.error("echo cancellation keeps failing (%s); off until the sound devices "
+                          "are reopened, the echo gate alone guards barge-in", self.disabled,
+                          extra={"event": "echo_cancel_off"})
+            return frame
+        self._failures = 0
+        self._track(frame, zero_lag_end)
+        return out
+
+    # -- delay tracking ---------------------------------------------------------------------
+    def _track(self, frame: bytes, zero_lag_end: int) -> None:
+        n = self.frame
+        if len(frame) != 2 * n:
+            return
+        hist = self._mic_hist
+        hist[:-n] = hist[n:]
+        hist[-n:] = np.frombuffer(frame, dtype="<i2")
+        self._frames += 1
+        self._last_end = zero_lag_end
+        if self._frames >= len(hist) // n and self._frames % MEASURE_EVERY == 0:
+            self.measure_delay()
+
+    def measure_delay(self) -> float | None:
+        """One GCC-PHAT measurement over the last second; moves :attr:`delay_s` when two
+        measurements in a row agree on a new value. Returns the measured delay or None."""
+        if self._last_end is None:
+            return None
+        rate = self.rate
+        lead, max_lag = int(LEAD_S * rate), int(MAX_DELAY_S * rate)
+        w = len(self._mic_hist)
+        ref = np.zeros(w + max_lag + lead, dtype="<i2")
+        self.reference.read_into(ref, self._last_end + lead)
+        if np.sqrt(np.mean(ref[-w:].astype(np.float64) ** 2)) < SPEAKER_MIN_RMS:
+            return None
+        lag, score = gcc_phat_lag(self._mic_hist, ref, max_lag + lead)
+        if score < PHAT_MIN_SCORE:
+            return None
+        measured = (lag - lead) / rate
+        self.delay_measurements += 1
+        if abs(measured - self.delay_s) > RETUNE_S:
+            if self._pending is not None and abs(measured - self._pending) <= RETUNE_S / 2:
+                log.debug("echo delay %.1f ms -> %.1f ms", self.delay_s * 1e3, measured * 1e3)
+                self.delay_s = measured
+                self._pending = None
+            else:
+                self._pending = measured
+        else:
+            self._pending = None
+        return measured
