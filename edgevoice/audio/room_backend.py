@@ -120,6 +120,7 @@ class RoomPlayback:
         self.rate = room.rate
         self.latency_s = room.latency / room.rate
         self._wav = _wav_writer(path, self.rate)
+        self._wav.writeframesraw(bytes(2 * room.latency))  # WAV sample k: heard at sample k
         self._heard = room.latency  # speaker sample at which the next block is heard
         self._patched = 0
         self._lock = threading.Lock()
