@@ -465,11 +465,13 @@ class Session:
         """The capture thread's sink: judge the frame for barge-in, and queue it if the
         server wants audio (it always does while streaming: its own VAD needs the user's
         voice during barge-in too)."""
+        echo = getattr(self.engine, "echo", None)  # the canceller's output for detection
+        heard = echo.linear if echo is not None and echo.linear else frame
         if not self.mic_open:
-            frame = self._silence  # muted: the session stays alive, the server hears nothing
+            frame = heard = self._silence  # muted: the session stays alive, the server hears nothing
         detector = self._detector
         if detector is not None:
-            decision = detector.process(frame, t)
+            decision = detector.process(heard, t)
             if decision is not None:
                 self._barge_in(decision)
         if self._streaming.is_set():

@@ -5,7 +5,10 @@ frames of PCM16 mono at the wire rate, ``mic`` and ``ref`` aligned by the caller
 
 - :class:`SpeexCanceller`: libspeexdsp's multi-delay-block echo canceller followed by its
   preprocessor's residual echo suppressor, through a thin ctypes binding (Debian package
-  ``libspeexdsp1``; nothing to build).
+  ``libspeexdsp1``; nothing to build). The suppressor is what makes the echo inaudible
+  within a second of a fresh start (the adaptive filter alone takes ten), but it also
+  ducks the user by ~20 dB while the agent talks, so the linear output (user intact, some
+  echo left) is kept as :attr:`last_linear` for the barge-in detector.
 - :class:`WebRtcCanceller`: WebRTC's AEC3 through the ``livekit`` package's
   ``rtc.AudioProcessingModule`` (10 ms sub-frames, noise suppression off).
 
@@ -103,13 +106,15 @@ class SpeexCanceller:
             raise EchoCancelUnavailable("libspeexdsp could not allocate an echo canceller")
         self._ctl_echo(_SPEEX_ECHO_SET_SAMPLING_RATE, rate)
         self._ctl_pre(_SPEEX_PREPROCESS_SET_ECHO_STATE, None)
-        self._ctl_pre(_SPEEX_PREPROCESS_SET_DENOISE, 0)  # the user's voice stays as it is
+        # its residual echo suppression only acts with the denoiser on (measured)
+        self._ctl_pre(_SPEEX_PREPROCESS_SET_DENOISE, 1)
         self._ctl_pre(_SPEEX_PREPROCESS_SET_ECHO_SUPPRESS, -40)
         self._ctl_pre(_SPEEX_PREPROCESS_SET_ECHO_SUPPRESS_ACTIVE, -15)
         # buffers reused for every frame: no allocation on the 20 ms path
         self._mic = (ctypes.c_int16 * n)()
         self._ref = (ctypes.c_int16 * n)()
         self._out = (ctypes.c_int16 * n)()
+        self.last_linear = b""  # the last frame after the adaptive filter only
 
     def _ctl_echo(self, request: int, value: int) -> None:
         v = ctypes.c_int(value)
@@ -134,6 +139,7 @@ class SpeexCanceller:
         ctypes.memmove(self._mic, mic, size)
         ctypes.memmove(self._ref, ref, size)
         self._lib.speex_echo_cancellation(self._echo, self._mic, self._ref, self._out)
+        self.last_linear = bytes(self._out)
         self._lib.speex_preprocess_run(self._pre, self._out)
         return bytes(self._out)
 

@@ -12,6 +12,14 @@
   by GCC-PHAT cross-correlation of mic and reference while the speaker plays, so clock
   drift and a changed latency are followed, not measured once. A canceller that fails is
   logged once and bypassed; the capture thread never sees its exceptions.
+
+  What the canceller leaves (a lot during its first seconds in a room, little after) still
+  sounds like speech to a voice detector, and an agent with its own turn detection would
+  interrupt itself. So a residual echo gate follows, frame by frame, how loud the output
+  is relative to the speaker's recent level while it plays (a high percentile, learnt
+  continuously), and frames not clearly above that (``GATE_MARGIN_DB``) go to the wire
+  ``GATE_ATTENUATION_DB`` down. The user talking over the agent is clearly above it; the
+  barge-in detector gets the canceller's output before the gate.
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ from edgevoice.redact import describe_error
 
 log = logging.getLogger(__name__)
 
-JUMP_S = 0.05            # a measured instant this far from the prediction: a discontinuity
-CLOCK_GAIN = 0.02        # how much of the prediction error one block corrects
+JUMP_S = 0.03            # measured this far from the prediction …
+JUMP_BLOCKS = 10         # … this many blocks in a row: a discontinuity
+GAIN_EARLY = 0.3         # share of the prediction error corrected when measured early
+GAIN_LATE = 0.01         # … and when measured late (a thread woke up late)
 LEAD_S = 0.008           # the reference leads the echo by this much (the filter is causal)
 MAX_DELAY_S = 0.3        # delays measured: -LEAD_S .. MAX_DELAY_S
 WINDOW_S = 1.0           # audio correlated per measurement
@@ -36,28 +46,44 @@ RETUNE_S = 0.004         # the delay moves only when a measurement differs by mo
 PHAT_MIN_SCORE = 6.0     # peak / mean |correlation| for a measurement to count
 SPEAKER_MIN_RMS = 30.0   # reference RMS (PCM16) below this: the speaker is silent
 FAILURES_TO_DISABLE = 50
+SLIP_S = 0.003               # the reference stream jumps only when this far off its target
+GATE_MARGIN_DB = 6.0         # louder than the residual echo by this much: the user
+GATE_ATTENUATION_DB = 60.0   # a voice detector still hears speech 30 dB down
+GATE_LEARN_UP, GATE_LEARN_DOWN = 0.1, 0.01  # asymmetric: follows ~the 90th percentile
+ENVELOPE_DECAY = 10.0 ** (-3.0 / 10.0)  # per frame: the speaker's level fades 150 dB/s
 
 
 class StreamClock:
-    """Instant of the end of the last block of a continuous stream of samples."""
+    """Instant of the end of the last block of a continuous stream of samples.
 
-    __slots__ = ("rate", "count", "t_end")
+    A thread measures an instant after a blocking read or write returns: never early, but
+    late by whatever delayed the thread. So the estimate follows measurements that come
+    earlier than predicted quickly and later ones slowly (the lower envelope, which also
+    follows clock drift), and it jumps only to a discontinuity that lasts (an underrun,
+    a reopened device), not to one late wake-up."""
+
+    __slots__ = ("rate", "count", "t_end", "_off")
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
         self.count = 0           # samples so far
         self.t_end: float | None = None
+        self._off = 0            # consecutive blocks measured far from the prediction
 
     def advance(self, samples: int, t_end_measured: float) -> float:
         """Account a block of ``samples`` measured to end at ``t_end_measured``; returns
         the smoothed end instant."""
-        if self.t_end is None:
-            predicted = t_end_measured
-        else:
-            predicted = self.t_end + samples / self.rate
-            error = t_end_measured - predicted
-            predicted = t_end_measured if abs(error) > JUMP_S else predicted + CLOCK_GAIN * error
         self.count += samples
+        if self.t_end is None:
+            self.t_end = t_end_measured
+            return self.t_end
+        predicted = self.t_end + samples / self.rate
+        error = t_end_measured - predicted
+        self._off = self._off + 1 if abs(error) > JUMP_S else 0
+        if self._off >= JUMP_BLOCKS:
+            predicted, self._off = t_end_measured, 0
+        elif abs(error) <= JUMP_S:
+            predicted += (GAIN_EARLY if error < 0 else GAIN_LATE) * error
         self.t_end = predicted
         return predicted
 
@@ -87,6 +113,11 @@ class SpeakerReference:
             self._ring[:n - first] = samples[first:]
         t_end = self._clock.advance(n, t_start + n / self.rate)
         self._published = (self._clock.count, t_end)
+
+    @property
+    def written(self) -> int:
+        """Samples recorded so far."""
+        return self._published[0]
 
     def index_at(self, t: float) -> float | None:
         """Sample index heard at instant ``t`` (None before anything played)."""
@@ -143,6 +174,9 @@ class EchoPath:
         self.frame = frame_samples(self.rate)
         self._ref = np.zeros(self.frame, dtype="<i2")
         self._clock = StreamClock(self.rate)
+        self._ref_end: int | None = None
+        self._slip = int(SLIP_S * self.rate)
+        self.resyncs = 0              # jumps of the reference stream (timing, delay moves)
         self.delay_s = 0.0          # measured speaker -> mic delay beyond the timestamps
         self.delay_measurements = 0
         self._pending: float | None = None
@@ -153,6 +187,14 @@ class EchoPath:
         self._failures = 0
         self._errors = RateLimitedLog(log, 30.0)
         self.bypassed = 0             # frames passed through uncancelled
+        self.residual_db = 0.0        # output over the speaker's level, echo only (learnt)
+        self.coupling_db = 0.0        # mic over the speaker's level, echo only (learnt)
+        self._atten = 10.0 ** (-GATE_ATTENUATION_DB / 20.0)
+        self.gated_frames = 0         # frames the residual echo gate attenuated
+        self._ref_env = 0.0           # the speaker's recent power, fading (reverberation)
+        # the last frame as the barge-in detector should judge it: the canceller's linear
+        # output where it has one (residual echo suppression ducks the user), else the same
+        self.linear = b""
         self.disabled = ""
 
     def process(self, frame: bytes, t_end: float) -> bytes:
@@ -160,9 +202,18 @@ class EchoPath:
         t = self._clock.advance(len(frame) // 2, t_end)
         index = self.reference.index_at(t)
         if index is None or self.disabled:
+            self.linear = frame
             return frame
         zero_lag_end = int(round(index))
-        end = zero_lag_end - int(round((self.delay_s - LEAD_S) * self.rate))
+        # the canceller needs one continuous reference stream: it advances a frame at a
+        # time and jumps to the target only when timing or delay moved it by a few ms
+        target = min(zero_lag_end - int(round((self.delay_s - LEAD_S) * self.rate)),
+                     self.reference.written)  # not ahead of what the speaker was handed
+        end = self._ref_end + self.frame if self._ref_end is not None else target
+        if abs(end - target) > self._slip:
+            end = target
+            self.resyncs += 1
+        self._ref_end = end
         self.reference.read_into(self._ref, end)
         try:
             out = self.canceller.process(frame, self._ref.tobytes())
@@ -176,10 +227,33 @@ class EchoPath:
                 log.error("echo cancellation keeps failing (%s); off until the sound devices "
                           "are reopened, the echo gate alone guards barge-in", self.disabled,
                           extra={"event": "echo_cancel_off"})
+            self.linear = frame
             return frame
         self._failures = 0
+        self.linear = getattr(self.canceller, "last_linear", None) or out
         self._track(frame, zero_lag_end)
-        return out
+        return self._residual_gate(frame, out)
+
+    def _residual_gate(self, frame: bytes, out: bytes) -> bytes:
+        """Attenuate output frames that are no louder than the residual echo tends to be."""
+        ref = self._ref.astype(np.float32)
+        env = self._ref_env = max(float(np.dot(ref, ref)) / len(ref),
+                                  self._ref_env * ENVELOPE_DECAY)
+        if env < SPEAKER_MIN_RMS ** 2:
+            return out  # the speaker is silent and its reverberation has died away
+        cleaned = np.frombuffer(out, dtype="<i2").astype(np.float32)
+        mic = np.frombuffer(frame, dtype="<i2").astype(np.float32)
+        out_db = 10.0 * float(np.log10((float(np.dot(cleaned, cleaned)) / len(mic) + 1.0) / env))
+        mic_db = 10.0 * float(np.log10((float(np.dot(mic, mic)) / len(mic) + 1.0) / env))
+        # the user: both the mic and the output clearly above what echo alone gives them
+        # (an unconverged canceller can leave a burst of echo; the mic level still shows it)
+        out_excess, mic_excess = out_db - self.residual_db, mic_db - self.coupling_db
+        if out_excess > GATE_MARGIN_DB and mic_excess > GATE_MARGIN_DB:
+            return out
+        self.residual_db += (GATE_LEARN_UP if out_excess > 0 else GATE_LEARN_DOWN) * out_excess
+        self.coupling_db += (GATE_LEARN_UP if mic_excess > 0 else GATE_LEARN_DOWN) * mic_excess
+        self.gated_frames += 1
+        return (cleaned * self._atten).astype("<i2").tobytes()
 
     # -- delay tracking ---------------------------------------------------------------------
     def _track(self, frame: bytes, zero_lag_end: int) -> None:
