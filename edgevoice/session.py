@@ -467,11 +467,12 @@ class Session:
         voice during barge-in too)."""
         echo = getattr(self.engine, "echo", None)  # the canceller's output for detection
         heard = echo.linear if echo is not None and echo.linear else frame
+        reduction = echo.reduction_db if echo is not None else None
         if not self.mic_open:
             frame = heard = self._silence  # muted: the session stays alive, the server hears nothing
         detector = self._detector
         if detector is not None:
-            decision = detector.process(heard, t)
+            decision = detector.process(heard, t, reduction)
             if decision is not None:
                 self._barge_in(decision)
         if self._streaming.is_set():

@@ -28,7 +28,7 @@ from edgevoice.audio.frames import frame_samples
 log = logging.getLogger(__name__)
 
 KINDS = ("speex", "webrtc", "off")
-DEFAULT_TAIL_MS = 200
+DEFAULT_TAIL_MS = 500
 
 # speex_echo.h / speex_preprocess.h
 _SPEEX_ECHO_SET_SAMPLING_RATE = 24

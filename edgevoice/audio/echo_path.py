@@ -189,6 +189,7 @@ class EchoPath:
         self.bypassed = 0             # frames passed through uncancelled
         self.residual_db = 0.0        # output over the speaker's level, echo only (learnt)
         self.coupling_db = 0.0        # mic over the speaker's level, echo only (learnt)
+        self.linear_db = 0.0          # the linear output over the speaker's level (learnt)
         self._atten = 10.0 ** (-GATE_ATTENUATION_DB / 20.0)
         self.gated_frames = 0         # frames the residual echo gate attenuated
         self._ref_env = 0.0           # the speaker's recent power, fading (reverberation)
@@ -252,8 +253,21 @@ class EchoPath:
             return out
         self.residual_db += (GATE_LEARN_UP if out_excess > 0 else GATE_LEARN_DOWN) * out_excess
         self.coupling_db += (GATE_LEARN_UP if mic_excess > 0 else GATE_LEARN_DOWN) * mic_excess
+        if self.linear is not out:
+            lin = np.frombuffer(self.linear, dtype="<i2").astype(np.float32)
+            lin_excess = 10.0 * float(np.log10((float(np.dot(lin, lin)) / len(lin) + 1.0)
+                                               / env)) - self.linear_db
+        else:
+            lin_excess = out_excess
+        self.linear_db += (GATE_LEARN_UP if lin_excess > 0 else GATE_LEARN_DOWN) * lin_excess
         self.gated_frames += 1
         return (cleaned * self._atten).astype("<i2").tobytes()
+
+    @property
+    def reduction_db(self) -> float:
+        """How much the canceller's linear output is below the mic on echo (learnt; ~0
+        while it has not converged): how far the barge-in detector can trust it."""
+        return self.coupling_db - self.linear_db
 
     # -- delay tracking ---------------------------------------------------------------------
     def _track(self, frame: bytes, zero_lag_end: int) -> None:
