@@ -414,8 +414,11 @@ class Session:
         stats = self.stats
         if event.decision == "pause":
             stats.local_pauses += 1
-            log.info("user talks over the agent: paused after %.2f s of its answer",
-                     event.played_s, extra={"event": "barge_in"})
+            echo = getattr(self.engine, "echo", None)
+            log.info("user talks over the agent: paused after %.2f s of its answer (%s)",
+                     event.played_s, "no echo canceller" if echo is None else
+                     f"echo canceller removes {echo.reduction_db:.0f} dB, speaker delay "
+                     f"{echo.delay_s * 1000:+.0f} ms", extra={"event": "barge_in"})
             self.on_state("listening", "")
         elif event.decision == "resume":
             stats.false_barge_ins += 1

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgevoice.audio import echo_cancel
+from edgevoice.audio.bargein import BargeInDetector, BargeInSettings, SpeakerLevels, level_db
 from edgevoice.audio.echo_cancel import (EchoCancelUnavailable, FrameSizeError, SpeexCanceller,
                                          open_canceller)
 from edgevoice.audio.echo_path import EchoPath, SpeakerReference, gcc_phat_lag
@@ -123,17 +124,37 @@ class _Broken:
 
 def test_echo_path_passes_frames_through_when_the_canceller_fails(caplog):
     ref = SpeakerReference(16000)
-    ref.record(bytes(640), 100.0)
     path = EchoPath(_Broken(), ref)
     frame = np.arange(320, dtype="<i2").tobytes()
+    outs = []
     with caplog.at_level(logging.WARNING):
-        outs = [path.process(frame, 100.02 + 0.02 * k) for k in range(60)]
+        for k in range(60):  # the speaker plays: the canceller is asked every frame
+            ref.record(frame, 100.0 + 0.02 * k)
+            outs.append(path.process(frame, 100.02 + 0.02 * k))
     assert all(o == frame for o in outs)
     assert path.bypassed == 50 and path.disabled  # given up after 50 failures in a row
     assert any("keeps failing" in r.getMessage() for r in caplog.records)
     # a frame of the wrong size through a real canceller: passed through, no exception
     path = EchoPath(SpeexCanceller(16000), ref)
-    assert path.process(bytes(100), 101.0) == bytes(100)
+    assert path.process(bytes(100), 101.22) == bytes(100)
+
+
+def test_the_canceller_rests_while_the_speaker_is_silent():
+    ref = SpeakerReference(16000)
+    calls = []
+
+    class Counting(_Broken):
+        def process(self, mic: bytes, reference: bytes) -> bytes:
+            calls.append(1)
+            return mic
+
+    path = EchoPath(Counting(), ref)
+    frame = np.arange(320, dtype="<i2").tobytes()
+    for k in range(100):  # 1 s of speech, then 1 s of silence
+        ref.record(frame if k < 50 else bytes(640), 100.0 + 0.02 * k)
+        path.process(frame, 100.02 + 0.02 * k)
+    # speech, then the canceller's tail (the room still rings), then nothing
+    assert 50 + 25 <= len(calls) <= 50 + 35
 
 
 def test_gcc_phat_finds_the_lag():
@@ -164,3 +185,49 @@ def test_echo_path_tracks_a_delay_the_timestamps_do_not_show():
     out = np.concatenate(outs)
     last = slice(len(out) - 2 * rate, len(out))
     assert _erle(mic_signal[last], out[last]) > 20
+
+
+# -- the detector's fast path on a cleaned signal ---------------------------------------------
+def _cleaned_run(detector, speaker, user: np.ndarray, user_at: int, frames: int = 150):
+    """The agent plays speech; the mic (after a canceller) hears only what is left: a
+    residual 35 dB under the speaker, noise, and ``user`` from frame ``user_at``."""
+    from tests.test_bargein import speech
+    agent = np.concatenate([speech()] * 3)
+    rng = np.random.default_rng(4)
+    decisions = []
+    for i in range(frames):
+        t = 100.0 + i * 0.02
+        block = agent[i * 320:(i + 1) * 320]
+        speaker.record(t - 0.02, level_db(block), True)
+        mic = block * 10 ** (-35 / 20) + rng.standard_normal(320) * 20
+        k = i - user_at
+        if 0 <= k and (k + 1) * 320 <= len(user):
+            mic = mic + user[k * 320:(k + 1) * 320]
+        decision = detector.process(np.clip(mic, -32768, 32767).astype("<i2").tobytes(), t,
+                                    30.0)
+        if decision:
+            decisions.append((i, decision))
+    return decisions
+
+
+def test_fast_onset_pauses_on_the_first_loud_frame_and_voice_confirms_it():
+    from tests.test_bargein import speech
+    speaker = SpeakerLevels()
+    detector = BargeInDetector(BargeInSettings(), 16000, speaker, confirm_locally=False)
+    user = speech() * 0.5
+    decisions = _cleaned_run(detector, speaker, user, user_at=80)
+    assert decisions and decisions[0][1] == "pause"
+    assert decisions[0][0] == 80  # on the first frame (voice detection alone needs three)
+    assert "resume" not in [d for _, d in decisions]
+
+
+def test_a_click_pauses_provisionally_and_resumes_at_once():
+    speaker = SpeakerLevels()
+    detector = BargeInDetector(BargeInSettings(), 16000, speaker, confirm_locally=False)
+    click = np.zeros(320 * 2)
+    click[10:40] = 20000  # one loud non-speech tick
+    decisions = _cleaned_run(detector, speaker, click, user_at=80)
+    assert [d for _, d in decisions] == ["pause", "resume"]
+    (paused, _), (resumed, _) = decisions
+    assert resumed - paused <= BargeInSettings().provisional_ms // 20 + 1
+    assert detector.false_barge_ins == 1

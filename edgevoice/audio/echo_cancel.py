@@ -96,6 +96,7 @@ class SpeexCanceller:
             raise ValueError(f"echo canceller: {rate} Hz has no whole 20 ms frame")
         self._lib = lib or load_speexdsp()
         self.rate = rate
+        self.tail_ms = tail_ms
         self.frame_samples = frame_samples(rate)
         self.frame_bytes = self.frame_samples * 2
         n = self.frame_samples
@@ -174,6 +175,7 @@ class WebRtcCanceller:
                                         "pip install livekit") from None
         self._rtc = rtc
         self.rate = rate
+        self.tail_ms = tail_ms
         self.frame_samples = frame_samples(rate)
         self.frame_bytes = self.frame_samples * 2
         self._half = self.frame_samples // 2

@@ -177,6 +177,8 @@ class EchoPath:
         self._ref_end: int | None = None
         self._slip = int(SLIP_S * self.rate)
         self.resyncs = 0              # jumps of the reference stream (timing, delay moves)
+        self._quiet_frames = 0        # reference frames of pure silence in a row
+        self._hold_frames = getattr(canceller, "tail_ms", 500) // 20 + 5
         self.delay_s = 0.0          # measured speaker -> mic delay beyond the timestamps
         self.delay_measurements = 0
         self._pending: float | None = None
@@ -216,6 +218,13 @@ class EchoPath:
             self.resyncs += 1
         self._ref_end = end
         self.reference.read_into(self._ref, end)
+        if self._ref.any():
+            self._quiet_frames = 0
+        else:
+            self._quiet_frames += 1
+            if self._quiet_frames > self._hold_frames:  # no echo left to cancel: save the CPU
+                self.linear = frame
+                return frame
         try:
             out = self.canceller.process(frame, self._ref.tobytes())
         except Exception as exc:  # a bad frame or a broken library: never the capture thread
