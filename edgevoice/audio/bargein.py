@@ -45,6 +45,7 @@ DELAY_EVERY_FRAMES = 50      # try to measure the echo delay every second until 
 TRUSTED_REDUCTION_DB = 8.0  # a canceller removing less than this gets a stricter gate
 QUIET_LOUD_DBFS = -45.0      # the speaker silent: a frame this loud is a fast onset
 FLOOR_MARGIN_DB = 6.0        # the noise floor fluctuates this much
+QUIET_SPEAKER_DB = 30.0      # a speaker this far over the mic's floor would be heard
 FLOOR_RISE_DB = 0.02         # per frame (1 dB/s): the floor tracker follows a louder room
 
 
@@ -131,7 +132,7 @@ class BargeInSettings:
     fast_onset: bool = True
     fast_margin_db: float = 6.0    # above the gate's own threshold
     fast_frames: int = 1
-    provisional_ms: int = 160
+    provisional_ms: int = 240
     confirm_frames: int = 2        # speech frames passing the gate that confirm it
 
 
@@ -242,8 +243,8 @@ class BargeInDetector:
         diff = mic_db - ref_db
         above_floor = mic_db > floor + FLOOR_MARGIN_DB
         self._last_diff = diff if above_floor else None
-        if above_floor:  # a frame at the floor says nothing about the echo coupling
-            self._learn(diff)
+        if above_floor or ref_db > floor + QUIET_SPEAKER_DB:
+            self._learn(diff)  # (at the floor under a quiet speaker it says nothing)
         margin = self.s.gate_margin_db + self._untrusted_db
         if self._agent_started is not None and t_end - self._agent_started < \
                 self.s.warmup_ms / 1000.0:

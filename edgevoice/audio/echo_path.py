@@ -49,7 +49,8 @@ FAILURES_TO_DISABLE = 50
 SLIP_S = 0.003               # the reference stream jumps only when this far off its target
 GATE_MARGIN_DB = 6.0         # louder than the residual echo by this much: the user
 GATE_ATTENUATION_DB = 60.0   # a voice detector still hears speech 30 dB down
-GATE_LEARN_UP, GATE_LEARN_DOWN = 0.1, 0.01  # asymmetric: follows ~the 90th percentile
+GATE_LEARN_UP, GATE_LEARN_DOWN = 0.2, 0.02  # asymmetric: follows ~the 90th percentile
+QUIET_ECHO_DB = 20.0         # echo this far under the speaker's level is no worry
 ENVELOPE_DECAY = 10.0 ** (-3.0 / 10.0)  # per frame: the speaker's level fades 150 dB/s
 
 
@@ -145,6 +146,11 @@ class SpeakerReference:
             dst[split:] = self._ring[:b]
 
 
+def _power(pcm: bytes) -> float:
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    return float(np.dot(x, x))
+
+
 def gcc_phat_lag(mic: np.ndarray, ref: np.ndarray, max_lag: int) -> tuple[int, float]:
     """Lag L in [0, max_lag] with mic[n] ~ ref[n + max_lag - L] … put simply: ``ref`` is
     ``max_lag`` samples longer than ``mic`` at its start, and L is how many samples the mic
@@ -177,8 +183,8 @@ class EchoPath:
         self._ref_end: int | None = None
         self._slip = int(SLIP_S * self.rate)
         self.resyncs = 0              # jumps of the reference stream (timing, delay moves)
-        self._quiet_frames = 0        # reference frames of pure silence in a row
         self._hold_frames = getattr(canceller, "tail_ms", 500) // 20 + 5
+        self._quiet_frames = self._hold_frames + 1  # silent reference frames in a row
         self.delay_s = 0.0          # measured speaker -> mic delay beyond the timestamps
         self.delay_measurements = 0
         self._pending: float | None = None
@@ -240,7 +246,14 @@ class EchoPath:
             self.linear = frame
             return frame
         self._failures = 0
-        self.linear = getattr(self.canceller, "last_linear", None) or out
+        # a canceller that misadapted (the user talking over the agent teaches it a bit of
+        # the user) can subtract an echo that is not there: never hand on a frame louder
+        # than the mic heard it
+        mic_pow = _power(frame)
+        linear = getattr(self.canceller, "last_linear", None) or out
+        self.linear = linear if _power(linear) <= mic_pow else frame
+        if _power(out) > mic_pow:
+            out = frame
         self._track(frame, zero_lag_end)
         return self._residual_gate(frame, out)
 
@@ -275,8 +288,9 @@ class EchoPath:
     @property
     def reduction_db(self) -> float:
         """How much the canceller's linear output is below the mic on echo (learnt; ~0
-        while it has not converged): how far the barge-in detector can trust it."""
-        return self.coupling_db - self.linear_db
+        while it has not converged): how far the barge-in detector can trust it. A mic
+        that hardly hears the speaker (a headset, far apart) needs no canceller to trust."""
+        return max(self.coupling_db - self.linear_db, -(self.coupling_db + QUIET_ECHO_DB))
 
     # -- delay tracking ---------------------------------------------------------------------
     def _track(self, frame: bytes, zero_lag_end: int) -> None:
