@@ -146,7 +146,7 @@ class SpeakerReference:
             dst[split:] = self._ring[:b]
 
 
-def _power(pcm: bytes) -> float:
+def _power(pcm) -> float:
     x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
     return float(np.dot(x, x))
 
@@ -224,7 +224,7 @@ class EchoPath:
             self.resyncs += 1
         self._ref_end = end
         self.reference.read_into(self._ref, end)
-        if self._ref.any():
+        if _power(self._ref) > SPEAKER_MIN_RMS ** 2 * self.frame:
             self._quiet_frames = 0
         else:
             self._quiet_frames += 1
