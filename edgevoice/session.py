@@ -472,7 +472,7 @@ class Session:
         heard = echo.linear if echo is not None and echo.linear else frame
         reduction = echo.reduction_db if echo is not None else None
         if not self.mic_open:
-            frame = heard = self._silence  # muted: the session stays alive, the server hears nothing
+            frame = heard = self._silence  # muted: the session lives on, the server hears nothing
         detector = self._detector
         if detector is not None:
             decision = detector.process(heard, t, reduction)
