@@ -126,8 +126,10 @@ class NavTalkSettings:
 
 @dataclass(frozen=True)
 class AudioSettings:
-    backend: str = _key("alsa: real devices through PyAudio; file: WAV files, paced in real time.",
-                        "alsa", choices=("alsa", "file"))
+    backend: str = _key("alsa: real devices through PyAudio; file: WAV files, paced in real time; "
+                        "room: a simulated room (input_file through the room, the speaker's "
+                        "echo through room_ir), for tests and tuning.", "alsa",
+                        choices=("alsa", "file", "room"))
     input_device: str = _key("alsa: capture device name or a unique part of it "
                              "(see `edgevoice devices`).", "default")
     output_device: str = _key("alsa: playback device name or a unique part of it.", "default")
@@ -143,6 +145,27 @@ class AudioSettings:
                                     60.0, minimum=1.0, maximum=600.0)
     mic_queue_ms: int = _key("Mic audio held while the network stalls; older frames are dropped.",
                              1000, minimum=100, maximum=60000)
+    echo_cancel: str = _key("Echo canceller between the mic and everything that hears it "
+                            "(barge-in, the agent): speex (libspeexdsp), webrtc (WebRTC AEC3 "
+                            "through the livekit package) or off.", "speex",
+                            choices=("speex", "webrtc", "off"))
+    echo_cancel_tail_ms: int = _key("Longest echo the canceller models (delay + reverberation; "
+                                    "the bench: 200 ms leaves rooms with RT60 0.65 s pausing "
+                                    "the agent).", 500, minimum=20, maximum=1000)
+    room_ir: str = _key("room: speaker-to-mic impulse response (WAV at the input's rate).",
+                        kind="path")
+    room_user_ir: str = _key("room: impulse response from the user to the mic (empty: direct).",
+                             kind="path")
+    room_echo_gain_db: float = _key("room: gain applied to the echo after room_ir.", 0.0,
+                                    minimum=-80.0, maximum=40.0)
+    room_distortion: float = _key("room: speaker soft-clipping drive (0: a clean speaker).",
+                                  0.0, minimum=0.0, maximum=20.0)
+    room_noise_dbfs: float = _key("room: white noise floor at the mic.", -70.0,
+                                  minimum=-120.0, maximum=0.0)
+    room_drift_ppm: float = _key("room: how much faster the mic's clock runs than the "
+                                 "speaker's.", 0.0, minimum=-1000.0, maximum=1000.0)
+    room_latency_ms: int = _key("room: speaker device buffer (written, heard this much later).",
+                                40, minimum=0, maximum=500)
 
 
 @dataclass(frozen=True)
@@ -453,7 +476,16 @@ def _check_combination(cfg: Config, problems: list[Problem]) -> None:
         elif not path.is_file() or not os.access(path, os.X_OK):
             problems.append(Problem("tools", name, f"{program} is not an executable file; "
                                     f"check it exists and chmod +x it"))
-    if cfg.audio.backend == "file":
+    if cfg.audio.backend == "room":
+        for key in ("room_ir", "room_user_ir"):
+            value = getattr(cfg.audio, key)
+            if value and not Path(value).is_file():
+                problems.append(Problem("audio", key, f"{value} does not exist; give a WAV "
+                                        "impulse response"))
+        if not cfg.audio.room_ir:
+            problems.append(Problem("audio", "room_ir", "missing; the room backend needs the "
+                                    "speaker-to-mic impulse response (a WAV)"))
+    if cfg.audio.backend in ("file", "room"):
         if cfg.audio.input_file and not Path(cfg.audio.input_file).is_file():
             problems.append(Problem("audio", "input_file", f"{cfg.audio.input_file} does not "
                                     "exist; give a WAV file or leave it empty for silence"))

@@ -26,6 +26,7 @@ from edgevoice.audio.alsa_backend import DeviceError, open_alsa_backend, reset_p
 from edgevoice.audio.bargein import BargeInSettings
 from edgevoice.audio.engine import AudioEngine
 from edgevoice.audio.file_backend import AudioFileError, open_file_backend
+from edgevoice.audio.room_backend import open_room_backend
 from edgevoice.config import EX_CONFIG, Config, state_dir
 from edgevoice.history import History
 from edgevoice.logsetup import set_context
@@ -214,10 +215,13 @@ class Daemon:
                 if a.backend == "file":
                     capture, playback = open_file_backend(a.input_file, a.output_file,
                                                           a.output_rate)
+                elif a.backend == "room":
+                    capture, playback = open_room_backend(a, wire_rate)
                 else:
                     capture, playback = open_alsa_backend(a.input_device, a.output_device,
                                                           a.input_rate, a.output_rate, wire_rate)
-                return AudioEngine(capture, playback, wire_rate, a.playback_buffer_s)
+                return AudioEngine(capture, playback, wire_rate, a.playback_buffer_s,
+                                   a.echo_cancel, a.echo_cancel_tail_ms)
             except DeviceError as exc:
                 if not warned:
                     log.error("%s; retrying every %g s", exc, DEVICE_RETRY_S)

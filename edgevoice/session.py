@@ -414,8 +414,11 @@ class Session:
         stats = self.stats
         if event.decision == "pause":
             stats.local_pauses += 1
-            log.info("user talks over the agent: paused after %.2f s of its answer",
-                     event.played_s, extra={"event": "barge_in"})
+            echo = getattr(self.engine, "echo", None)
+            log.info("user talks over the agent: paused after %.2f s of its answer (%s)",
+                     event.played_s, "no echo canceller" if echo is None else
+                     f"echo canceller removes {echo.reduction_db:.0f} dB, speaker delay "
+                     f"{echo.delay_s * 1000:+.0f} ms", extra={"event": "barge_in"})
             self.on_state("listening", "")
         elif event.decision == "resume":
             stats.false_barge_ins += 1
@@ -465,11 +468,14 @@ class Session:
         """The capture thread's sink: judge the frame for barge-in, and queue it if the
         server wants audio (it always does while streaming: its own VAD needs the user's
         voice during barge-in too)."""
+        echo = getattr(self.engine, "echo", None)  # the canceller's output for detection
+        heard = echo.linear if echo is not None and echo.linear else frame
+        reduction = echo.reduction_db if echo is not None else None
         if not self.mic_open:
-            frame = self._silence  # muted: the session stays alive, the server hears nothing
+            frame = heard = self._silence  # muted: the session lives on, the server hears nothing
         detector = self._detector
         if detector is not None:
-            decision = detector.process(frame, t)
+            decision = detector.process(heard, t, reduction)
             if decision is not None:
                 self._barge_in(decision)
         if self._streaming.is_set():

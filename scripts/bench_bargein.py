@@ -237,19 +237,25 @@ class Outcome:
     delay_estimates: list[tuple[int, float, float]] = field(default_factory=list)
 
 
-def _episodes(corpus: Corpus, cond_index: int, rounds: int) -> list[Episode]:
-    agent16 = [np.clip(np.round(a * 32768), -32768, 32767).astype("<i2") for a in corpus.agent]
-    gap = np.zeros(int(0.25 * FS), dtype="<i2")
-    k = cond_index * 3
-    eps = []
+def answer_maker(sentences: list[np.ndarray], first: int, gap: np.ndarray):
+    """``answer(min_s)``: the next sentences (from ``first`` on, cycling), ``gap`` between
+    them, until at least ``min_s`` seconds."""
+    k = first
 
     def answer(min_s: float) -> np.ndarray:
         nonlocal k
         parts = []
         while sum(len(p) for p in parts) < min_s * FS:
-            parts += [agent16[k % len(agent16)], gap]
+            parts += [sentences[k % len(sentences)], gap]
             k += 1
         return np.concatenate(parts[:-1])
+    return answer
+
+
+def _episodes(corpus: Corpus, cond_index: int, rounds: int) -> list[Episode]:
+    agent16 = [np.clip(np.round(a * 32768), -32768, 32767).astype("<i2") for a in corpus.agent]
+    answer = answer_maker(agent16, cond_index * 3, np.zeros(int(0.25 * FS), dtype="<i2"))
+    eps = []
 
     for r in range(rounds):
         eps.append(Episode("echo", answer(10.0)))

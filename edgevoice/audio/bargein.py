@@ -42,6 +42,11 @@ COUPLING_PERCENTILE = 0.9
 LEARN_ABOVE_DB = 3.0         # frames this far over the learnt coupling are not echo: skip
 FADE_DB_PER_S = 80.0         # how fast an older speaker block loses weight as echo evidence
 DELAY_EVERY_FRAMES = 50      # try to measure the echo delay every second until it is known
+TRUSTED_REDUCTION_DB = 8.0  # a canceller removing less than this gets a stricter gate
+QUIET_LOUD_DBFS = -45.0      # the speaker silent: a frame this loud is a fast onset
+FLOOR_MARGIN_DB = 6.0        # the noise floor fluctuates this much
+QUIET_SPEAKER_DB = 30.0      # a speaker this far over the mic's floor would be heard
+FLOOR_RISE_DB = 0.02         # per frame (1 dB/s): the floor tracker follows a louder room
 
 
 def level_db(pcm: bytes | np.ndarray) -> float:
@@ -122,6 +127,13 @@ class BargeInSettings:
     silence_to_resume_ms: int = 300
     vad_mode: int = 3
     gate: bool = True              # False: VAD alone (for measuring what the gate buys)
+    # with an echo canceller in front: pause at once on a frame far louder than the echo
+    # could leave, and resume unless voice detection confirms it within provisional_ms
+    fast_onset: bool = True
+    fast_margin_db: float = 6.0    # above the gate's own threshold
+    fast_frames: int = 1
+    provisional_ms: int = 240
+    confirm_frames: int = 2        # speech frames passing the gate that confirm it
 
 
 class BargeInDetector:
@@ -152,6 +164,13 @@ class BargeInDetector:
         self._quiet_ms = 0        # silence since the last speech frame while paused
         self._paused_ms = 0
         self._agent_started: float | None = None
+        self._untrusted_db = 0.0
+        self._loud_run = 0        # consecutive frames far above the echo (fast onset)
+        self._provisional = False  # paused on loudness, voice detection not yet confirming
+        self._confirming = 0
+        self._last_diff: float | None = None
+        self._floor_db: float | None = None  # noise floor of the frames judged (tracked)
+        self._since_pause: list[float] = []  # mic-minus-speaker levels heard while paused
         # counters for logs and the bench
         self._flushed_at = 0.0
         self.pauses = 0
@@ -159,9 +178,14 @@ class BargeInDetector:
         self.flushes = 0
 
     # -- the per-frame entry point ----------------------------------------------------------
-    def process(self, frame: bytes, t_end: float) -> str | None:
+    def process(self, frame: bytes, t_end: float, echo_reduction_db: float | None = None
+                ) -> str | None:
         """Judge one mic frame that ended at ``t_end`` (monotonic). Returns "pause",
-        "flush", "resume" or None."""
+        "flush", "resume" or None. ``echo_reduction_db``: how much the echo canceller that
+        cleaned the frame removes so far (None: no canceller); while it is still learning
+        the room, its output is uneven and the gate asks for more margin."""
+        self._untrusted_db = (0.0 if echo_reduction_db is None else
+                              max(0.0, TRUSTED_REDUCTION_DB - echo_reduction_db))
         if self.state == "flushed" and self.speaker.last_audible > self._flushed_at:
             self.state = "idle"  # a new response is playing: watch it again
             self._run = 0
@@ -176,9 +200,11 @@ class BargeInDetector:
         samples = np.frombuffer(frame, dtype="<i2")
         mic_db = level_db(samples)
         speech = self._is_speech(samples)
-        passes = self._gate(mic_db, t_end, speech) if self.s.gate else True
+        excess = self._gate(mic_db, t_end, speech) if self.s.gate else 1.0
+        loud = (echo_reduction_db is not None and self.s.fast_onset and self.s.gate
+                and excess > self.s.fast_margin_db)
         with self._lock:
-            return self._step(speech, speech and passes)
+            return self._step(speech, speech and excess > 0, loud)
 
     def _is_speech(self, samples: np.ndarray) -> bool:
         if self._decimate > 1:
@@ -189,8 +215,14 @@ class BargeInDetector:
         except Exception:  # a frame webrtcvad cannot take is not speech
             return False
 
-    def _gate(self, mic_db: float, t_end: float, speech: bool) -> bool:
+    def _gate(self, mic_db: float, t_end: float, speech: bool) -> float:
+        """How far (dB) the frame is above what echo alone would give: > 0 passes.
+        What is left of an echo that a canceller removed sits at the noise floor, and
+        the floor over a quiet stretch of speech is a large mic-minus-speaker difference:
+        the expected level is the echo's or the floor's, whichever is higher."""
         mic_db = max(mic_db, MIC_FLOOR_DB)
+        floor = self._floor_db = (mic_db if self._floor_db is None or mic_db < self._floor_db
+                                  else self._floor_db + FLOOR_RISE_DB)
         tail = self.s.echo_tail_ms / 1000.0
         frame = self.FRAME_S
         if self._delay_known:
@@ -205,15 +237,20 @@ class BargeInDetector:
             self._tracked += 1
             if self._tracked % DELAY_EVERY_FRAMES == 0:
                 self._measure_delay()
-        if ref_db <= SPEAKER_ACTIVE_DB:
-            return True  # the speaker was silent: there is no echo to mistake for the user
+        self._last_diff = None
+        if ref_db <= SPEAKER_ACTIVE_DB:  # the speaker was silent: no echo to mistake for the user
+            return max(0.1, mic_db - max(QUIET_LOUD_DBFS, floor + 2 * FLOOR_MARGIN_DB))
         diff = mic_db - ref_db
-        self._learn(diff)
-        margin = self.s.gate_margin_db
+        above_floor = mic_db > floor + FLOOR_MARGIN_DB
+        self._last_diff = diff if above_floor else None
+        if above_floor or ref_db > floor + QUIET_SPEAKER_DB:
+            self._learn(diff)  # (at the floor under a quiet speaker it says nothing)
+        margin = self.s.gate_margin_db + self._untrusted_db
         if self._agent_started is not None and t_end - self._agent_started < \
                 self.s.warmup_ms / 1000.0:
             margin += self.s.warmup_extra_db
-        return diff > self.coupling_db + margin
+        expected = max(ref_db + self.coupling_db, floor + FLOOR_MARGIN_DB)
+        return mic_db - expected - margin
 
     def _learn(self, diff: float) -> None:
         """Echo coupling = 90th percentile of mic-minus-speaker level over the last ~2 s in
@@ -266,11 +303,17 @@ class BargeInDetector:
             self._delay_known = True
 
     # -- the state machine --------------------------------------------------------------------
-    def _step(self, speech: bool, user: bool) -> str | None:
+    def _step(self, speech: bool, user: bool, loud: bool = False) -> str | None:
         ms = int(self.FRAME_S * 1000)
         if self.state == "idle":
             self._run = self._run + 1 if user else 0
-            if self._run >= self.s.onset_frames:
+            self._loud_run = self._loud_run + 1 if loud else 0
+            confirmed = self._run >= self.s.onset_frames
+            if confirmed or self._loud_run >= self.s.fast_frames:
+                self._provisional = not confirmed
+                self._confirming = self._run
+                self._loud_run = 0
+                self._since_pause.clear()
                 self.state = "paused"
                 self.pauses += 1
                 self._voiced_ms = self._run * ms
@@ -281,6 +324,14 @@ class BargeInDetector:
             return None
         if self.state == "paused":
             self._paused_ms += ms
+            if self._last_diff is not None and len(self._since_pause) < 100:
+                self._since_pause.append(self._last_diff)
+            if self._provisional:  # paused on loudness alone: voice must confirm it soon
+                self._confirming = self._confirming + 1 if user else self._confirming
+                if self._confirming >= self.s.confirm_frames:
+                    self._provisional = False
+                elif self._paused_ms >= self.s.provisional_ms:
+                    return self._false_alarm()
             if speech:
                 self._voiced_ms += ms
                 self._quiet_ms = 0
@@ -293,11 +344,22 @@ class BargeInDetector:
                 return "flush"
             if (self._paused_ms >= self.s.resume_timeout_ms
                     and self._quiet_ms >= self.s.silence_to_resume_ms):
-                self.state = "idle"
-                self.false_barge_ins += 1
-                return "resume"
+                return self._false_alarm()
             return None
         return None  # flushed: waiting for the next response to play
+
+    def _false_alarm(self) -> str:
+        """Nothing confirmed the pause: it was echo after all (a canceller that lost track
+        leaves more than the gate learnt, and frames far above it are not learnt). Learn
+        from the frames heard while paused, and resume."""
+        self._diffs.extend(self._since_pause)
+        if len(self._diffs) >= MIN_LEARNT_FRAMES:
+            ordered = sorted(self._diffs)
+            self.coupling_db = ordered[int(len(ordered) * COUPLING_PERCENTILE)]
+        self.state = "idle"
+        self._run = 0
+        self.false_barge_ins += 1
+        return "resume"
 
     def confirmed(self) -> None:
         """The server's interruption event arrived and playback was flushed: the

@@ -2,10 +2,13 @@
 whole life (sessions come and go; the sound devices stay open).
 
 - capture thread: blocking reads of 20 ms at the device rate → resample to the wire rate →
-  exact 20 ms frames → ``frame_sink(frame, t_captured)``. The sink must not block (the
-  session puts frames in a bounded queue that drops the oldest).
+  exact 20 ms frames → echo canceller (:mod:`edgevoice.audio.echo_path`, when on) →
+  ``frame_sink(frame, t_captured)``. The sink must not block (the session puts frames in a
+  bounded queue that drops the oldest).
 - player thread: takes one block from the :class:`PlaybackBuffer` (silence on underrun or
-  pause) and writes it to the device, whose blocking write paces the loop.
+  pause) and writes it to the device, whose blocking write paces the loop; then records
+  the block, resampled to the wire rate, as the canceller's reference with the instant it
+  is heard.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Callable
 import numpy as np
 
 from edgevoice.audio.bargein import SILENCE_DB, SpeakerLevels, level_db
+from edgevoice.audio.echo_cancel import DEFAULT_TAIL_MS, EchoCancelUnavailable, open_canceller
+from edgevoice.audio.echo_path import EchoPath, SpeakerReference
 from edgevoice.audio.frames import Framer, frame_bytes
 from edgevoice.audio.playback_buffer import PlaybackBuffer
 from edgevoice.audio.resample import StreamResampler
@@ -36,7 +41,8 @@ def _discard(frame: bytes, t: float) -> None:
 
 
 class AudioEngine:
-    def __init__(self, capture, playback, wire_rate: int, buffer_seconds: float) -> None:
+    def __init__(self, capture, playback, wire_rate: int, buffer_seconds: float,
+                 echo_cancel: str = "off", echo_tail_ms: int = DEFAULT_TAIL_MS) -> None:
         self.capture = capture
         self.playback = playback
         self.wire_rate = wire_rate
@@ -47,6 +53,9 @@ class AudioEngine:
         self._framer = Framer(frame_bytes(wire_rate))
         self._downlink: StreamResampler | None = None
         self._downlink_stale = False
+        self.echo = _open_echo_path(echo_cancel, wire_rate, echo_tail_ms)
+        self._reference_resampler = (StreamResampler(playback.rate, wire_rate)
+                                     if self.echo is not None else None)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._errors = RateLimitedLog(log, 30.0)
@@ -65,7 +74,7 @@ class AudioEngine:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        for stream in (self.capture, self.playback):
+        for stream in (self.capture, self.playback) + ((self.echo.canceller,) if self.echo else ()):
             try:
                 stream.close()
             except Exception as exc:  # closing must never stop the shutdown
@@ -98,6 +107,8 @@ class AudioEngine:
         read = self.capture.read
         uplink = self._uplink.process
         push = self._framer.push
+        cancel = self.echo.process if self.echo is not None else None
+        tap = getattr(self.capture, "record_sent", None)  # the room backend keeps a copy
         latency = getattr(self.capture, "latency_s", 0.0)  # a frame is older than its read
         failures = 0
         while not self._stop.is_set():
@@ -116,6 +127,10 @@ class AudioEngine:
             now = time.monotonic() - latency
             for frame in push(uplink(chunk)):
                 self.frames_captured += 1
+                if cancel is not None:
+                    frame = cancel(frame, now)  # never raises: bypassed on failure
+                if tap is not None:
+                    tap(frame)
                 try:
                     self.frame_sink(frame, now)
                 except Exception as exc:  # a bug downstream must not stop the microphone
@@ -131,6 +146,8 @@ class AudioEngine:
         record = self.speaker.record
         latency = getattr(self.playback, "latency_s", 0.0)  # written now, heard this much later
         wait_writable = getattr(self.playback, "wait_writable", None)
+        reference = self.echo.reference if self.echo is not None else None
+        to_wire = self._reference_resampler
         failures = 0
         while not self._stop.is_set():
             try:
@@ -146,6 +163,24 @@ class AudioEngine:
                 self._stop.wait(0.5)
                 continue
             failures = 0
-            record(time.monotonic() + latency, level_db(samples) if audible else SILENCE_DB,
-                   audible)
+            heard_at = time.monotonic() + latency
+            record(heard_at, level_db(samples) if audible else SILENCE_DB, audible)
+            if reference is not None:
+                reference.record(to_wire.process(block), heard_at)
             self.blocks_played += 1
+
+
+def _open_echo_path(kind: str, rate: int, tail_ms: int) -> EchoPath | None:
+    """The echo canceller ``kind`` in the capture path, or None (off, or its library is
+    missing: one log line, and barge-in runs on the echo gate alone)."""
+    try:
+        canceller = open_canceller(kind, rate, tail_ms)
+    except (EchoCancelUnavailable, ValueError) as exc:
+        log.warning("echo cancellation %s unavailable: %s; running without it (barge-in "
+                    "relies on the echo gate alone)", kind, exc,
+                    extra={"event": "echo_cancel_off"})
+        return None
+    if canceller is None:
+        return None
+    log.info("echo cancellation: %s at %d Hz, %d ms tail", canceller.name, rate, tail_ms)
+    return EchoPath(canceller, SpeakerReference(rate))
