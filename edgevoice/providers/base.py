@@ -228,22 +228,45 @@ def pcm_from_base64(b64: Any, what: str, response_id: Any = None) -> list:
 
 
 def clean_id(value: Any) -> int | str | None:
-    """A response/event id from a server, usable as a key: ints stay ints (also "7" → 7),
-    strings stay strings, anything else (lists, objects, floats, bools) is no id."""
+    """A response/event id from a server, usable as a key: ints stay ints (also "7" → 7;
+    only ASCII digits count: ``"²".isdigit()`` is true but ``int("²")`` fails), strings stay
+    strings, anything else (lists, objects, floats, bools) is no id."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        return int(value) if value.isdigit() and len(value) < 19 else value[:128]
+        if value.isascii() and value.isdigit() and len(value) < 19:
+            return int(value)
+        return value[:128]
     return None
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads`` that fails only with ValueError: nesting too deep for the parser
+    (a RecursionError) is just another malformed document."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def brief(value: Any, limit: int) -> str:
+    """At most ``limit`` characters showing a server-sent value in a log line; never raises
+    (a deeply nested value cannot be printed in full)."""
+    if isinstance(value, str):
+        return value[:limit]
+    try:
+        return str(value)[:limit]
+    except (RecursionError, ValueError):  # ValueError: an int too long to print
+        return f"<{type(value).__name__}>"
 
 
 def parse_arguments(raw: Any) -> Any:
     """Function-call arguments arrive as an object or as a JSON string of one."""
     if isinstance(raw, str):
         try:
-            value = json.loads(raw)
+            value = loads(raw)
         except ValueError:
             return raw
         return value if isinstance(value, dict) else raw
@@ -255,9 +278,9 @@ def parse_json_object(message: Wire) -> dict | Malformed:
     if isinstance(message, (bytes, bytearray)):
         return Malformed(f"unexpected binary message of {len(message)} bytes")
     try:
-        obj = json.loads(message)
-    except ValueError:
-        return Malformed(f"not JSON: {message[:60]!r}")
+        obj = loads(message)
+    except ValueError as exc:
+        return Malformed(f"not JSON ({brief(str(exc), 40)}): {message[:60]!r}")
     if not isinstance(obj, dict):
         return Malformed(f"JSON but not an object: {type(obj).__name__}")
     return obj
