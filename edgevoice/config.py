@@ -202,11 +202,16 @@ class SessionSettings:
                                       30.0, minimum=1.0, maximum=3600.0)
     auth_retry_delay: float = _key("Seconds to wait after the server rejects the key.",
                                    300.0, minimum=1.0, maximum=86400.0)
-    ping_interval: float = _key("Seconds between WebSocket pings (0: off).", 15.0,
-                                minimum=0.0, maximum=600.0)
+    ping_interval: float = _key("Seconds without anything from the server before a WebSocket "
+                                "ping is sent (0: off).", 3.0, minimum=0.0, maximum=600.0)
+    pong_timeout: float = _key("A ping left this long without anything coming back means the "
+                               "link is dead: reconnect (ping_interval + pong_timeout bounds "
+                               "how long a silent link goes unnoticed).", 5.0, minimum=1.0,
+                               maximum=600.0)
     idle_timeout: float = _key("Reconnect when nothing at all arrives for this many seconds.",
                                45.0, minimum=5.0, maximum=3600.0)
-    max_message_bytes: int = _key("Largest server message accepted; larger ones are skipped.",
+    max_message_bytes: int = _key("Largest server message accepted; a larger one is refused "
+                                  "before it is read and the connection closed (1009).",
                                   4_000_000, minimum=65536, maximum=64_000_000)
 
 

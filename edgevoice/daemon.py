@@ -20,7 +20,6 @@ import time
 from typing import Callable
 
 import backoff
-import requests
 
 from edgevoice.audio.alsa_backend import DeviceError, open_alsa_backend, reset_pyaudio
 from edgevoice.audio.bargein import BargeInSettings
@@ -278,7 +277,6 @@ class Daemon:
     def _session_loop(self) -> None:
         policy = ReconnectPolicy(self.config.session.reconnect_max_delay,
                                  self.config.session.auth_retry_delay)
-        http = requests.Session()
         tools = history = None
         built_for = None
         while not self._stop.is_set() and not self._audio_restart:
@@ -306,7 +304,7 @@ class Daemon:
                 break
             session = Session(provider, self.engine, config.session, self.stats, self._stop,
                               self._set_state, mic_frames=config.audio.mic_queue_ms // 20,
-                              http=http, tools=tools, history=history,
+                              tools=tools, history=history,
                               barge_in=barge_in_settings(config) if agent.barge_in else None,
                               tick=self._tick, on_activity=self.on_activity,
                               beat=self._beat)

@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import requests
 import websocket
 
 from edgevoice import redact
@@ -30,7 +29,9 @@ from edgevoice.history import History
 from edgevoice.logsetup import RateLimitedLog, set_context
 from edgevoice.threads import start_thread
 from edgevoice.tools import ToolRunner
-from edgevoice.providers.base import (AgentAudio, Ended, HttpResponse, Interruption, Malformed,
+from edgevoice.transport import (STATUS_MESSAGE_TOO_BIG, MessageTooBig, call_with_deadline,
+                                 close_websocket, fetch, open_websocket, wake_websocket)
+from edgevoice.providers.base import (AgentAudio, Ended, Interruption, Malformed,
                                       Notice, Outcome, OutputFormat, Provider, Ready, Reply,
                                       ResponseDone, SessionFailed, ToolCall, Transcript)
 
@@ -169,52 +170,12 @@ class _Closed:
 StateCallback = Callable[[str, str], None]
 
 
-def _interruptible(fn: Callable[[], Any], stop: threading.Event, timeout: float,
-                   name: str, discard: Callable[[Any], None] | None = None,
-                   beat: Callable[[], None] | None = None) -> Any:
-    """Run a blocking network call in a helper thread so that a stop request does not wait
-    for it (DNS and TCP connects cannot be cancelled). Returns its result or re-raises. A
-    result that arrives after the caller gave up is handed to ``discard`` (a WebSocket that
-    connected too late is closed rather than left holding a server session)."""
-    box: dict[str, Any] = {}
-    done = threading.Event()
-    abandoned = threading.Event()
-
-    def target() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as exc:  # handed to the caller below
-            box["error"] = exc
-        done.set()
-        if abandoned.is_set() and "result" in box and discard is not None:
-            try:
-                discard(box["result"])
-            except Exception:
-                pass
-
-    start_thread(name, target)
-    deadline = time.monotonic() + timeout + 1.0
-    while not done.wait(0.05):
-        if beat is not None:
-            beat()
-        if stop.is_set() or time.monotonic() > deadline:
-            abandoned.set()
-            if done.is_set() and "result" in box and discard is not None:
-                discard(box["result"])  # it finished just now: the thread may have missed it
-            if stop.is_set():
-                raise SessionFailed(Outcome("stopped", "stopped"))
-            raise SessionFailed(Outcome(f"{name} timed out"))
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
-
-
 class Session:
     """Runs one session to its end; :meth:`run` returns the :class:`Outcome`."""
 
     def __init__(self, provider: Provider, engine, settings, stats: Stats,
                  stop: threading.Event, on_state: StateCallback,
-                 mic_frames: int = 50, http: requests.Session | None = None,
+                 mic_frames: int = 50,
                  tools: ToolRunner | None = None, history: History | None = None,
                  barge_in: BargeInSettings | None = None,
                  tick: Callable[[], Outcome | None] | None = None,
@@ -226,7 +187,6 @@ class Session:
         self.stats = stats
         self.stop = stop
         self.on_state = on_state
-        self.http = http or requests.Session()
         self.tools = tools
         self.history = history
         self.session_id: str | None = None
@@ -277,8 +237,8 @@ class Session:
         response = None
         if request is not None:
             self.on_state("connecting", f"requesting {request.what}")
-            response = _interruptible(lambda: self._http(request), self.stop,
-                                      s.connect_timeout, "bootstrap", beat=self._beat)
+            response = call_with_deadline(lambda deadline: fetch(request, deadline), self.stop,
+                                          s.connect_timeout, request.what, beat=self._beat)
         plan = provider.connect_plan(response)
         for secret in plan.secrets:
             redact.register(secret)
@@ -289,9 +249,9 @@ class Session:
             log.info("%s", plan.note, extra={"event": "session_opening"})
         self.on_state("connecting", f"connecting to {provider.name} at {shown}")
         log.info("connecting to %s agent at %s", provider.name, shown)
-        self._ws = _interruptible(lambda: self._connect(plan), self.stop, s.connect_timeout,
-                                  "connect", discard=lambda ws: ws.abort() or ws.close(timeout=0),
-                                  beat=self._beat)
+        self._ws = call_with_deadline(lambda deadline: self._connect(plan, deadline), self.stop,
+                                      s.connect_timeout, "connect", discard=close_websocket,
+                                      beat=self._beat)
         self._last_rx = time.monotonic()
         try:
             for message in plan.first_messages:
@@ -304,25 +264,10 @@ class Session:
         if plan.stream_on_open:
             self._begin_streaming(Ready(None, "connected"))
 
-    def _http(self, request) -> HttpResponse:
+    def _connect(self, plan, deadline: float) -> websocket.WebSocket:
         try:
-            resp = self.http.request(request.method, request.url, headers=request.headers,
-                                     json=request.json, timeout=self.settings.connect_timeout)
-        except requests.RequestException as exc:
-            raise SessionFailed(Outcome(f"{request.what} failed: "
-                                        f"{redact.describe_error(exc)}")) from None
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        return HttpResponse(resp.status_code, body, dict(resp.headers))
-
-    def _connect(self, plan) -> websocket.WebSocket:
-        try:
-            ws = websocket.create_connection(
-                plan.url, header=[f"{k}: {v}" for k, v in plan.headers.items()],
-                timeout=self.settings.connect_timeout, enable_multithread=True,
-                skip_utf8_validation=True)
+            ws = open_websocket(plan.url, plan.headers, max(0.1, deadline - time.monotonic()),
+                                self.settings.max_message_bytes)
         except websocket.WebSocketBadStatusException as exc:
             raise SessionFailed(self.provider.auth_outcome(exc.status_code)) from None
         except (websocket.WebSocketException, OSError) as exc:
@@ -338,7 +283,7 @@ class Session:
     # -- the session thread -----------------------------------------------------------------
     def _loop(self) -> Outcome:
         s = self.settings
-        next_ping = time.monotonic() + s.ping_interval if s.ping_interval else float("inf")
+        ping_at: float | None = None  # when the unanswered ping was asked for
         speaking = False
         buffer = self.engine.buffer
         last_audio = 0.0
@@ -357,11 +302,18 @@ class Session:
             if outcome is not None:
                 return outcome
             now = time.monotonic()
-            if now - self._last_rx > s.idle_timeout:
+            last_rx = self._last_rx
+            if now - last_rx > s.idle_timeout:
                 return Outcome(f"nothing received for {s.idle_timeout:g} s; connection presumed "
                                "dead")
-            if now >= next_ping:
-                next_ping = now + s.ping_interval
+            # A quiet link gets a ping; nothing at all back within pong_timeout: it is dead.
+            if ping_at is not None and last_rx >= ping_at:
+                ping_at = None  # answered (or something else arrived)
+            if ping_at is not None and now - ping_at > s.pong_timeout:
+                return Outcome(f"no answer to a ping within {s.pong_timeout:g} s; connection "
+                               "presumed dead")
+            if ping_at is None and s.ping_interval and now - last_rx >= s.ping_interval:
+                ping_at = now
                 self._ping_due = True  # sent by the send thread: this thread never blocks on I/O
             if self._streaming.is_set():
                 if buffer.buffered_bytes and not buffer.paused:
@@ -554,12 +506,14 @@ class Session:
     # -- receive thread -------------------------------------------------------------------------
     def _receive_loop(self) -> None:
         ws = self._ws
-        limit = self.settings.max_message_bytes
         while not self._closed.is_set():
             try:
                 opcode, frame = ws.recv_data_frame(True)
             except websocket.WebSocketTimeoutException:
                 continue  # nothing arrived for a while: the session thread judges liveness
+            except MessageTooBig as exc:
+                self._refuse(exc)
+                return
             except (websocket.WebSocketException, OSError, ValueError) as exc:
                 if not self._closed.is_set():
                     self._put(_Closed(None, "connection lost: " + redact.describe_error(exc)))
@@ -572,18 +526,17 @@ class Session:
             if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                 continue
             data = frame.data
-            if len(data) > limit:
-                self._put(Malformed(f"message of {len(data)} bytes is over the "
-                                    f"{limit}-byte limit"))
-                continue
+            frame = None  # the raw payload is freed as soon as it is decoded
             if opcode == websocket.ABNF.OPCODE_TEXT:
                 try:
                     data = data.decode("utf-8")
                 except UnicodeDecodeError:
                     self._put(Malformed("text message that is not UTF-8"))
                     continue
+            handed = [data]  # handed over, not kept here: see Provider.decode
+            data = None
             try:
-                events = self.provider.decode(data)
+                events = self.provider.decode(handed.pop())
             except Exception as exc:  # a decoder bug must not end the session
                 log.debug("decoder failed", exc_info=True)
                 events = [Malformed(f"could not decode message ({type(exc).__name__})")]
@@ -594,6 +547,17 @@ class Session:
                     log.debug("handling %s failed", type(event).__name__, exc_info=True)
                     self._put(Malformed(f"could not handle {type(event).__name__} "
                                         f"({type(exc).__name__})"))
+
+    def _refuse(self, exc: MessageTooBig) -> None:
+        """The server started a message over the limit: its payload is never read; the
+        connection is closed with 1009 (message too big) and the session ends."""
+        try:
+            self._ws.send_close(STATUS_MESSAGE_TOO_BIG, "message too big")
+        except (websocket.WebSocketException, OSError):
+            pass
+        self._put(Ended(Outcome(f"the server sent a message of {exc.size} bytes or more, over "
+                                f"[session] max_message_bytes = {exc.limit}; closed with "
+                                f"{STATUS_MESSAGE_TOO_BIG}")))
 
     def _dispatch(self, event) -> None:
         """Handle an event on the receive thread: audio and interruptions must not wait."""
@@ -648,14 +612,11 @@ class Session:
                     ws.send_close()
                 except (websocket.WebSocketException, OSError, AttributeError):
                     pass
-            ws.abort()
+            wake_websocket(ws)  # the receive and send threads return at once
         for thread in self._threads:
             thread.join(1.0)
         if ws is not None:
-            try:
-                ws.close(timeout=0.1)
-            except (websocket.WebSocketException, OSError):
-                pass
+            close_websocket(ws)  # also after the server's close frame was answered
 
 
 def _close_details(data: bytes) -> tuple[int | None, str]:

@@ -17,7 +17,6 @@ Lifecycle of one session::
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import logging
@@ -191,6 +190,9 @@ class Provider:
         raise NotImplementedError
 
     def decode(self, message: Wire) -> list[Event]:
+        """The events in one server message; never raises (anything not understood is a
+        :class:`Malformed` event). The session hands the message over without keeping it:
+        ``del message`` once it is parsed keeps a large message's peak memory down."""
         raise NotImplementedError
 
     def user_activity(self) -> Wire | None:
@@ -217,8 +219,8 @@ def pcm_from_base64(b64: Any, what: str, response_id: Any = None) -> list:
     invalid payload; an odd-length chunk loses its last byte (and says so)."""
     if not isinstance(b64, str):
         return [Malformed(f"{what} without an audio payload")]
-    try:
-        pcm = base64.b64decode(b64, validate=True)
+    try:  # from the str itself: b64decode would first copy it to bytes
+        pcm = binascii.a2b_base64(b64, strict_mode=True)
     except (binascii.Error, ValueError):
         return [Malformed(f"{what} with invalid base64")]
     if len(pcm) % 2:

@@ -186,6 +186,7 @@ class NapsterProvider(Provider):
     # -- receiving --------------------------------------------------------------------------
     def decode(self, message) -> list[Event]:
         msg = parse_json_object(message)
+        del message  # a large text is freed before its payload is decoded (see Provider.decode)
         if isinstance(msg, Malformed):
             return [msg]
         name = msg.get("event") or msg.get("type")

@@ -82,6 +82,7 @@ class VoiceApiProvider(Provider):
                         AgentAudio(bytes(message[:-1]))]
             return [AgentAudio(bytes(message))]
         msg = parse_json_object(message)
+        del message  # a large text is freed before its payload is decoded (see Provider.decode)
         if isinstance(msg, Malformed):
             return [msg]
         kind = msg.get("type")

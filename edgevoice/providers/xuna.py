@@ -104,6 +104,7 @@ class XunaProvider(Provider):
     # -- receiving --------------------------------------------------------------------------
     def decode(self, message) -> list[Event]:
         msg = parse_json_object(message)
+        del message  # a large text is freed before its payload is decoded (see Provider.decode)
         if isinstance(msg, Malformed):
             return [msg]
         kind = msg.get("type")
