@@ -346,6 +346,8 @@ class Daemon:
                             outcome.reason, delay, extra={"event": "session_ended"})
             self._set_state("offline", f"offline, retry in {delay:.0f} s")
             self._wait(delay)
+        if tools is not None:
+            tools.close()  # tool process groups die with the session loop
 
 
 def _discard(frame: bytes, t: float) -> None:
