@@ -31,6 +31,7 @@ from edgevoice.logsetup import set_context
 from edgevoice.providers import make_provider
 from edgevoice.providers.base import Outcome
 from edgevoice.redact import describe_error
+from edgevoice.memory import pin_mmap_threshold
 from edgevoice.session import Session, Stats
 from edgevoice.tools import ToolRunner
 
@@ -72,6 +73,7 @@ class Daemon:
     """
 
     def __init__(self, config: Config, *, start_session: bool = True) -> None:
+        pin_mmap_threshold()  # large server messages give their memory back (memory.py)
         self.config = config
         self.stats = Stats()
         self.engine: AudioEngine | None = None

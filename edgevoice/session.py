@@ -13,18 +13,18 @@ Threads of a session (the audio engine's capture and player threads outlive it):
 
 from __future__ import annotations
 
-import collections
 import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import websocket
 
 from edgevoice import redact
 from edgevoice.audio.bargein import BargeInDetector, BargeInSettings
+from edgevoice.flow import (BargeInDone, Closed, LateAudioFilter, MicQueue, Stats, UserActivity,
+                            close_details)
 from edgevoice.history import History
 from edgevoice.logsetup import RateLimitedLog, set_context
 from edgevoice.threads import start_thread
@@ -39,132 +39,6 @@ log = logging.getLogger(__name__)
 
 SPEAKING_HOLD_S = 0.3  # the agent counts as speaking until this long after the buffer empties
 SOCKET_TIMEOUT_S = 5.0  # a send stuck this long means the link is dead (half-open TCP)
-
-
-@dataclass
-class Stats:
-    """Counters kept across sessions (the demo and the bench print them)."""
-
-    sessions_started: int = 0
-    sessions_streaming: int = 0
-    frames_sent: int = 0
-    frames_dropped: int = 0          # oldest mic frames dropped because the network stalled
-    agent_audio_bytes: int = 0       # at the agent's own rate
-    agent_audio_seconds: float = 0.0
-    late_chunks_dropped: int = 0     # agent audio of an interrupted response
-    interruptions: int = 0           # by the server
-    local_pauses: int = 0            # the device heard the user over the agent
-    local_flushes: int = 0           # … and stopped the response itself (voiceapi)
-    false_barge_ins: int = 0         # paused, nothing confirmed, resumed
-    pongs_sent: int = 0
-    malformed: int = 0
-    # the last 2 minutes of frames: capture-to-wire latency and send instants
-    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6000))
-    send_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6000))
-
-    def latency_percentiles(self) -> dict[str, float]:
-        values = sorted(self.latencies)
-        if not values:
-            return {"p50_ms": float("nan"), "p99_ms": float("nan")}
-        pick = lambda q: values[min(len(values) - 1, int(q * len(values)))] * 1000.0
-        return {"p50_ms": round(pick(0.50), 3), "p99_ms": round(pick(0.99), 3)}
-
-
-class MicQueue:
-    """Bounded queue of (frame, t_captured). ``put`` never blocks: when full the oldest
-    frame is dropped and counted. Built on the C-implemented ``queue.SimpleQueue`` so the
-    20 ms path takes no Python-level locks."""
-
-    def __init__(self, max_frames: int) -> None:
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._max = max_frames
-        self.dropped = 0
-
-    def put(self, frame: bytes, t: float) -> None:
-        q = self._q
-        q.put((frame, t))
-        if q.qsize() > self._max:
-            try:
-                q.get_nowait()
-                self.dropped += 1
-            except queue.Empty:  # the send thread took it meanwhile
-                pass
-
-    def get(self, timeout: float) -> tuple[bytes, float] | None:
-        try:
-            return self._q.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def clear(self) -> None:
-        try:
-            while True:
-                self._q.get_nowait()
-        except queue.Empty:
-            pass
-
-
-class LateAudioFilter:
-    """Drops agent audio that belongs to an interrupted response.
-
-    xuna tags audio with an increasing ``event_id``; after an interruption every chunk whose
-    id is at or below the interrupted one is late (ids compare as numbers, other ids by
-    equality). Dialects without ids: after an interruption, audio is dropped until the
-    provider says the response is done, or until the audio pauses for ``gap_s`` (the
-    cancelled stream has ended and the next response starts).
-    """
-
-    def __init__(self, gap_s: float = 0.5) -> None:
-        self.cutoff: Any = None
-        self.last_id: Any = None
-        self.gap_s = gap_s
-        self.dropping = False
-        self._last_arrival = 0.0
-
-    def interrupt(self, response_id: Any) -> None:
-        self.cutoff = response_id if response_id is not None else self.last_id
-        if self.last_id is None:  # this dialect's audio carries no ids (napster, navtalk, …)
-            self.dropping = True
-
-    def response_done(self) -> None:
-        self.dropping = False
-
-    def admit(self, response_id: Any, now: float = 0.0) -> bool:
-        if response_id is None:
-            if self.dropping:
-                if now - self._last_arrival < self.gap_s:
-                    self._last_arrival = now
-                    return False
-                self.dropping = False
-            self._last_arrival = now
-            return True
-        cutoff = self.cutoff
-        if cutoff is not None:
-            if isinstance(response_id, int) and isinstance(cutoff, int):
-                if response_id <= cutoff:
-                    return False
-            elif response_id == cutoff:
-                return False
-        self.last_id = response_id
-        return True
-
-
-@dataclass(frozen=True, slots=True)
-class _UserActivity:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class _BargeIn:
-    decision: str   # pause | resume | flush
-    played_s: float
-    dropped_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Closed:
-    code: int | None
-    reason: str
 
 
 StateCallback = Callable[[str, str], None]
@@ -339,9 +213,9 @@ class Session:
         elif isinstance(event, Interruption):
             log.info("agent interrupted by the server (response %s)", event.response_id,
                      extra={"event": "interruption"})
-        elif isinstance(event, _BargeIn):
+        elif isinstance(event, BargeInDone):
             self._log_barge_in(event)
-        elif isinstance(event, _UserActivity):
+        elif isinstance(event, UserActivity):
             message = self.provider.user_activity()
             if message is not None:
                 try:
@@ -358,11 +232,11 @@ class Session:
                               event.reason)
         elif isinstance(event, Ended):
             return event.outcome
-        elif isinstance(event, _Closed):
+        elif isinstance(event, Closed):
             return self.provider.close_outcome(event.code, event.reason)
         return None
 
-    def _log_barge_in(self, event: _BargeIn) -> None:
+    def _log_barge_in(self, event: BargeInDone) -> None:
         stats = self.stats
         if event.decision == "pause":
             stats.local_pauses += 1
@@ -441,7 +315,7 @@ class Session:
 
     def send_user_activity(self) -> None:
         """Tell the server the user is present, where the dialect can (any thread)."""
-        self._put(_UserActivity())
+        self._put(UserActivity())
 
     def _barge_in(self, decision: str) -> None:
         """Carry out a barge-in decision at once (capture thread); log it later."""
@@ -456,7 +330,7 @@ class Session:
         elif decision == "flush":
             dropped = self.engine.flush_playback() / per_s
             self._late.interrupt(None)
-        self._put(_BargeIn(decision, played, dropped))
+        self._put(BargeInDone(decision, played, dropped))
 
     # -- send thread --------------------------------------------------------------------------
     def _send(self, message) -> None:
@@ -473,7 +347,6 @@ class Session:
         latencies = stats.latencies
         send_times = stats.send_times
         send = self._send
-        streaming = self._streaming
         closed = self._closed
         while not closed.is_set():
             if self._ping_due:
@@ -482,21 +355,18 @@ class Session:
                     self._ws.ping()
                 except (websocket.WebSocketException, OSError) as exc:
                     if not closed.is_set():
-                        self._put(_Closed(None, "ping failed: " + redact.describe_error(exc)))
+                        self._put(Closed(None, "ping failed: " + redact.describe_error(exc)))
                     return
-            if not streaming.is_set():
-                streaming.wait(0.2)
-                continue
-            item = get(0.2)
+            item = get(0.2)  # frames are queued only while streaming
             if item is None:
-                continue
+                continue  # nothing yet, or woken to end
             frame, captured = item
             try:
                 for message in encode(frame):
                     send(message)
             except (websocket.WebSocketException, OSError) as exc:
                 if not self._closed.is_set():
-                    self._put(_Closed(None, "send failed: " + redact.describe_error(exc)))
+                    self._put(Closed(None, "send failed: " + redact.describe_error(exc)))
                 return
             stats.frames_sent += 1
             now = time.monotonic()
@@ -516,12 +386,12 @@ class Session:
                 return
             except (websocket.WebSocketException, OSError, ValueError) as exc:
                 if not self._closed.is_set():
-                    self._put(_Closed(None, "connection lost: " + redact.describe_error(exc)))
+                    self._put(Closed(None, "connection lost: " + redact.describe_error(exc)))
                 return
             self._last_rx = time.monotonic()
             if opcode == websocket.ABNF.OPCODE_CLOSE:
-                code, reason = _close_details(frame.data)
-                self._put(_Closed(code, reason))
+                code, reason = close_details(frame.data)
+                self._put(Closed(code, reason))
                 return
             if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                 continue
@@ -604,6 +474,7 @@ class Session:
         this wait."""
         self._closed.set()
         self._streaming.clear()
+        self.mic.wake()  # the send thread returns at once
         ws = self._ws
         if ws is not None:
             if graceful and not self.stop.is_set() and ws.connected:
@@ -617,11 +488,3 @@ class Session:
             thread.join(1.0)
         if ws is not None:
             close_websocket(ws)  # also after the server's close frame was answered
-
-
-def _close_details(data: bytes) -> tuple[int | None, str]:
-    if len(data) >= 2:
-        code = int.from_bytes(data[:2], "big")
-        return code, data[2:].decode("utf-8", "replace")[:120]
-    return None, ""
-

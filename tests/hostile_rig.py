@@ -15,6 +15,7 @@ from typing import Iterator
 
 from edgevoice.audio.engine import AudioEngine
 from edgevoice.config import ini_text, parse
+from edgevoice.memory import pin_mmap_threshold
 from edgevoice.providers import make_provider
 from edgevoice.providers.base import Outcome
 from edgevoice.session import Session, Stats
@@ -87,6 +88,7 @@ class Rig:
     """One audio engine (devices never started) for many sessions, as in the daemon."""
 
     def __init__(self) -> None:
+        pin_mmap_threshold()  # as the daemon does
         device = types.SimpleNamespace(rate=16000, close=lambda: None)
         self.engine = AudioEngine(device, device, 16000, buffer_seconds=5)
         self.stats = Stats()

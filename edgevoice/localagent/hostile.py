@@ -11,8 +11,8 @@ HTTP (any path starting with ``/http/<mode>``; the xuna signed-URL path is appen
 - ``ok``: ``{"signed_url": "ws://host:port/ws/<agent_id>"}``; ``drip``: the status line,
   then one header byte every 0.2 s; ``slowbody``: a chunked body, one byte every 0.2 s;
   ``endless``: a chunked body of zeros as fast as the client reads; ``big``: 300 MB
-  announced and sent; ``deep``: a JSON body nested 400,000 deep; ``gzipbomb``: 64 KiB that
-  inflate to 64 MiB.
+  announced and sent; ``deep``: a JSON body nested 400,000 deep; ``gzipbomb``: 16 KiB that
+  inflate to 16 MiB.
 
 WebSocket (``/ws/<mode>``): ``hello`` (xuna metadata, then reads and stays), ``oversized``
 (one text frame announcing 200 MB, payload streamed), ``fragments`` (a text message in
@@ -68,6 +68,7 @@ class HostileServer:
         self.listener = socket.create_server((host, port))
         self.host, self.port = self.listener.getsockname()[:2]
         self.close_codes: list[int | None] = []  # of the clients' close frames, in order
+        self.gzip_bomb = gzip.compress(b" " * (16 << 20))
 
     def serve_forever(self) -> None:
         while True:
@@ -134,7 +135,7 @@ class HostileServer:
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
         elif mode == "gzipbomb":
-            body = gzip.compress(b" " * (64 << 20))
+            body = self.gzip_bomb
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
         else:
