@@ -5,6 +5,7 @@ they were."""
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import pytest
@@ -32,11 +33,18 @@ def rig(port):
 
 
 def run_case(rig, cfg, seconds=None):
+    """One session; its threads and sockets must be gone without the garbage collector's
+    help (it is off meanwhile: a socket freed only by it lingers in CLOSE-WAIT)."""
+    gc.collect()
     baseline = counts()
     before = rss()
     reset_peak_rss()
-    outcome, took = rig.session(cfg, seconds)
-    assert settle(baseline) == baseline, outcome.reason
+    gc.disable()
+    try:
+        outcome, took = rig.session(cfg, seconds)
+        assert settle(baseline) == baseline, outcome.reason
+    finally:
+        gc.enable()
     return outcome, took, peak_rss() - before
 
 
