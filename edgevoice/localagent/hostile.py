@@ -101,6 +101,7 @@ class HostileServer:
             pass
         finally:
             try:
+                conn.shutdown(socket.SHUT_RDWR)  # the reader thread's makefile keeps the fd
                 conn.close()
             except OSError:
                 pass
