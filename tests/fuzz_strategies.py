@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from edgevoice.config import documented_keys
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 1000,
                 suppress_health_check=list(HealthCheck), database=None)
 
