@@ -92,6 +92,9 @@ class Session:
         except SessionFailed as exc:
             self._teardown(graceful=False)
             return exc.outcome
+        except BaseException:  # a bug: still close what was opened
+            self._teardown(graceful=False)
+            raise
         outcome = Outcome("stopped", "stopped")
         try:
             outcome = self._loop()
