@@ -86,3 +86,42 @@ def test_a_tool_that_ignores_its_arguments_still_answers(tmp_path):
     tool = program(tmp_path, "t", "exec echo fine\n")
     runner = ToolRunner({"t": tool}, timeout=5)
     assert runner.run("t", {"x": "y" * 200_000}) == ("fine", False)
+
+
+def test_sigterm_to_the_daemon_kills_a_running_tool_tree_within_a_second(make_agent,
+                                                                         tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import QUESTION_WAV, ROOT, ini
+
+    tool = program(tmp_path, "slow_tool",
+                   f"sleep 60 & echo $! > {tmp_path}/child.pid\nsleep 60\n")
+    agent = make_agent("napster", function_call={"name": "slow_tool", "arguments": {}})
+    sections = agent.config_values()
+    sections["audio"] = {"backend": "file", "input_file": str(QUESTION_WAV),
+                         "output_file": str(tmp_path / "out.wav")}
+    sections["agent"] = {**sections.get("agent", {}), "tool_timeout": "60", "history": "no"}
+    sections["tools"] = {"slow_tool": tool}
+    conf = tmp_path / "edgevoice.conf"
+    conf.write_text(ini(sections))
+    proc = subprocess.Popen([sys.executable, "-m", "edgevoice", "run", "--config", str(conf)],
+                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        end = time.monotonic() + 30
+        while not (tmp_path / "child.pid").exists() or not child_pid_or_none(tmp_path):
+            assert time.monotonic() < end, "the agent never called the tool"
+            time.sleep(0.05)
+        child = child_pid(tmp_path)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert wait_gone(child, 1.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def child_pid_or_none(tmp_path):
+    text = (tmp_path / "child.pid").read_text().strip()
+    return int(text) if text else None
