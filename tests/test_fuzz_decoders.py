@@ -137,3 +137,12 @@ def test_deep_json_is_malformed_not_an_error(dialect):
     deep = '{"type": "interruption", "event": "speech_started", "x": ' + "[" * 100_000 + \
         "]" * 100_000 + "}"
     assert any(isinstance(e, Malformed) for e in provider(dialect).decode(deep))
+
+
+@pytest.mark.parametrize("event_id", ['"²"', "{}", '"٣"', "[1]", '"9999999999999999999999"'])
+def test_an_interruption_with_an_odd_id_still_flushes_playback(event_id):
+    from tests.test_bargein import _paused_rig
+    rig = _paused_rig("xuna")
+    rig.server('{"type":"interruption","interruption_event":{"event_id":%s}}' % event_id)
+    assert rig.engine.buffer.buffered_bytes == 0
+    assert rig.session.stats.interruptions == 1
