@@ -129,6 +129,7 @@ def call_with_deadline(fn: Callable[[float], T], stop: threading.Event, timeout:
             thread.join(CUT_GRACE_S)
             if discard is not None:
                 _discard(discard, claim())
+            box.pop("error", None)  # the cut's own error: dropped, no reference cycle
             if stop.is_set():
                 raise SessionFailed(Outcome("stopped", "stopped"))
             raise SessionFailed(Outcome(f"{name} took longer than {timeout:g} s"))
