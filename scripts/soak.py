@@ -29,7 +29,7 @@ from tests.hostile_rig import (Rig, config, counts, hostile_server, peak_rss,  #
 CYCLE = [(None, "close"), (None, "closesilent"), (None, "fin"), (None, "reset"),
          (None, "oversized"), (None, "fragments"), (None, "deep"), ("ok", "close"),
          ("endless", "hello"), ("big", "hello"), ("deep", "hello"), ("gzipbomb", "hello")]
-SLOW = [("drip", "hello"), ("slowbody", "hello"), (None, "silent")]  # seconds each
+SLOW = [("drip", "hello"), ("slowbody", "hello"), (None, "drip"), (None, "silent")]  # seconds each
 
 
 def soak(cycles: int, slow: bool = False, port: int | None = None) -> dict:
@@ -73,7 +73,7 @@ def soak(cycles: int, slow: bool = False, port: int | None = None) -> dict:
 MATRIX = [("drip", "hello"), ("slowbody", "hello"), ("endless", "hello"), ("big", "hello"),
           ("gzipbomb", "hello"), ("deep", "hello"), (None, "oversized"), (None, "fragments"),
           (None, "big?bytes=3900000"), (None, "deep"), (None, "flood"), (None, "close"),
-          (None, "closesilent"), (None, "fin"), (None, "reset"), (None, "silent")]
+          (None, "closesilent"), (None, "fin"), (None, "reset"), (None, "drip"), (None, "silent")]
 
 
 def matrix() -> dict:

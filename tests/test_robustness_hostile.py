@@ -59,6 +59,12 @@ def test_hostile_bootstrap_answers_end_in_time_with_bounded_memory(rig, port, ht
     assert peak < 2 * MiB + MiB  # 2 x the body cap, and a little for the interpreter
 
 
+def test_a_handshake_answer_dripped_byte_by_byte_is_cut_at_the_deadline(rig, port):
+    outcome, took, _ = run_case(rig, config(port, "drip", connect_timeout="2"))
+    assert "connect took longer than 2 s" in outcome.reason
+    assert took < 3.0
+
+
 @pytest.mark.parametrize("mode,expect", [
     ("oversized", "max_message_bytes = 4000000"), ("fragments", "max_message_bytes"),
     ("close", "code 1000, bye"), ("closesilent", "code 1000, bye"), ("fin", "closed"),

@@ -14,7 +14,8 @@ HTTP (any path starting with ``/http/<mode>``; the xuna signed-URL path is appen
   announced and sent; ``deep``: a JSON body nested 400,000 deep; ``gzipbomb``: 16 KiB that
   inflate to 16 MiB.
 
-WebSocket (``/ws/<mode>``): ``hello`` (xuna metadata, then reads and stays), ``oversized``
+WebSocket (``/ws/<mode>``): ``drip`` (the handshake answer one byte every 0.2 s),
+``hello`` (xuna metadata, then reads and stays), ``oversized``
 (one text frame announcing 200 MB, payload streamed), ``fragments`` (a text message in
 1 MB fragments without end), ``close`` (a close frame, then FIN), ``closesilent`` (a close
 frame, then nothing), ``fin`` (TCP FIN, no close frame), ``reset`` (TCP RST), ``silent``
@@ -165,6 +166,11 @@ class HostileServer:
 
     # -- WebSocket ---------------------------------------------------------------------------------
     def _websocket(self, conn: socket.socket, mode: str, key: str, query: dict) -> None:
+        if mode == "drip":  # the handshake answer, one byte at a time
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n")
+            while True:
+                conn.sendall(b"X")
+                time.sleep(DRIP_S)
         accept = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest())
         conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
