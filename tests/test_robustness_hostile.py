@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 
 import pytest
 
@@ -107,6 +108,9 @@ def test_an_oversized_message_is_refused_with_1009_before_it_is_read():
         outcome, _ = rig.session(config(server.port, "oversized"))
         assert peak_rss() - before < 2 * MiB  # 200 MB announced, next to nothing read
         assert "209715200 bytes or more" in outcome.reason
+        end = time.monotonic() + 5  # the server's reader thread notes it a moment later
+        while not server.close_codes and time.monotonic() < end:
+            time.sleep(0.01)
         assert server.close_codes[-1:] == [1009]
     finally:
         server.listener.close()
