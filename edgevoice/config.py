@@ -17,9 +17,12 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
+import errno
 import json
+import math
 import os
 import re
+import stat
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,9 @@ from edgevoice.redact import MASK, Secret
 
 DEFAULT_PATH = "/etc/edgevoice/edgevoice.conf"
 EX_CONFIG = 78  # sysexits.h: configuration error
+MAX_FILE_BYTES = 1 << 20  # the config file
+MAX_SECRET_BYTES = 64 * 1024  # an api_key_file or a credential
+MAX_VALUE_CHARS = 64 * 1024  # one value (a long prompt fits)
 
 
 def _key(doc: str, default: Any = "", *, choices: tuple[str, ...] = (), kind: str = "",
@@ -225,11 +231,16 @@ class SessionSettings:
                                       30.0, minimum=1.0, maximum=3600.0)
     auth_retry_delay: float = _key("Seconds to wait after the server rejects the key.",
                                    300.0, minimum=1.0, maximum=86400.0)
-    ping_interval: float = _key("Seconds between WebSocket pings (0: off).", 15.0,
-                                minimum=0.0, maximum=600.0)
+    ping_interval: float = _key("Seconds without anything from the server before a WebSocket "
+                                "ping is sent (0: off).", 3.0, minimum=0.0, maximum=600.0)
+    pong_timeout: float = _key("A ping left this long without anything coming back means the "
+                               "link is dead: reconnect (ping_interval + pong_timeout bounds "
+                               "how long a silent link goes unnoticed).", 5.0, minimum=1.0,
+                               maximum=600.0)
     idle_timeout: float = _key("Reconnect when nothing at all arrives for this many seconds.",
                                45.0, minimum=5.0, maximum=3600.0)
-    max_message_bytes: int = _key("Largest server message accepted; larger ones are skipped.",
+    max_message_bytes: int = _key("Largest server message accepted; a larger one is refused "
+                                  "before it is read and the connection closed (1009).",
                                   4_000_000, minimum=65536, maximum=64_000_000)
 
 
@@ -312,6 +323,13 @@ def _convert(section: str, name: str, fld: dataclasses.Field, raw: str,
     """Turn the raw string into the field's type, or record a problem and return None."""
     meta = fld.metadata
     kind = meta["kind"]
+    if "\x00" in raw:
+        problems.append(Problem(section, name, "contains a NUL character; retype the value"))
+        return None
+    if len(raw) > MAX_VALUE_CHARS:
+        problems.append(Problem(section, name, f"is {len(raw)} characters long; at most "
+                                               f"{MAX_VALUE_CHARS} are accepted"))
+        return None
     if meta["choices"]:
         value = raw.strip().lower()
         if value not in meta["choices"]:
@@ -335,11 +353,16 @@ def _convert(section: str, name: str, fld: dataclasses.Field, raw: str,
         if not raw.strip():
             return None
         try:
-            value = json.loads(raw)
-        except ValueError as exc:
+            value = json.loads(raw, parse_constant=_no_constant)
+        except json.JSONDecodeError as exc:
             problems.append(Problem(section, name, f"not valid JSON ({exc.msg} at column "
                                                    f"{exc.colno}); expected an object like "
                                                    '{"key": "value"}'))
+            return None
+        except (ValueError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            problems.append(Problem(section, name, f"not usable JSON ({reason}); expected an "
+                                                   'object like {"key": "value"}'))
             return None
         if not isinstance(value, dict):
             problems.append(Problem(section, name, "expected a JSON object like "
@@ -355,7 +378,11 @@ def _convert(section: str, name: str, fld: dataclasses.Field, raw: str,
             number = int(raw) if fld.type == "int" else float(raw)
         except ValueError:
             what = "a whole number" if fld.type == "int" else "a number"
-            problems.append(Problem(section, name, f"'{raw}' is not {what}"))
+            problems.append(Problem(section, name, f"'{raw[:40]}' is not {what}"))
+            return None
+        if not math.isfinite(number):
+            problems.append(Problem(section, name, f"'{raw}' is not a finite number; expected "
+                                                   f"{meta['min']:g} to {meta['max']:g}"))
             return None
         low, high = meta["min"], meta["max"]
         if (low is not None and number < low) or (high is not None and number > high):
@@ -363,6 +390,13 @@ def _convert(section: str, name: str, fld: dataclasses.Field, raw: str,
                                                    f"{low:g} to {high:g}"))
             return None
         return number
+    if kind == "path" and raw:
+        try:
+            os.stat(raw)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
+                problems.append(Problem(section, name, f"unusable path: {exc.strerror}"))
+                return None
     if kind in ("ws_url", "http_url"):
         schemes = ("ws", "wss") if kind == "ws_url" else ("http", "https")
         parts = urllib.parse.urlsplit(raw)
@@ -371,6 +405,29 @@ def _convert(section: str, name: str, fld: dataclasses.Field, raw: str,
                                                    f"expected e.g. {schemes[1]}://host/path"))
             return None
     return raw
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def read_small_file(path: Path, limit: int) -> str:
+    """The text of a regular file of at most ``limit`` bytes, read without blocking: a FIFO
+    or a device (``/dev/zero``) is refused rather than waited on or read without end.
+    Raises OSError (``strerror`` says why) or UnicodeDecodeError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or folder)")
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes")
+        data = os.read(fd, limit + 1)
+        if len(data) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes")
+    finally:
+        os.close(fd)
+    return data.decode("utf-8")
 
 
 def _read_secret(section: str, name: str, items: dict[str, str], base: Path,
@@ -382,16 +439,25 @@ def _read_secret(section: str, name: str, items: dict[str, str], base: Path,
         problems.append(Problem(section, name, f"set either {name} or {file_key}, not both"))
         return None
     if inline:
+        if "\x00" in inline or len(inline) > MAX_SECRET_BYTES:
+            problems.append(Problem(section, name, "contains a NUL character or is too long"))
+            return None
         return Secret(inline, "config")
     if file_path:
+        if "\x00" in file_path:
+            problems.append(Problem(section, file_key, "contains a NUL character"))
+            return None
         path = Path(file_path)
         if not path.is_absolute():
             path = base / path
         try:
-            value = path.read_text(encoding="utf-8").strip()
+            value = read_small_file(path, MAX_SECRET_BYTES).strip()
         except OSError as exc:
             problems.append(Problem(section, file_key, f"cannot read {path}: {exc.strerror}; "
                                                        "check the path and its permissions"))
+            return None
+        except UnicodeDecodeError:
+            problems.append(Problem(section, file_key, f"{path} is not UTF-8 text"))
             return None
         if not value:
             problems.append(Problem(section, file_key, f"{path} is empty"))
@@ -400,12 +466,13 @@ def _read_secret(section: str, name: str, items: dict[str, str], base: Path,
     cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
     if cred_dir:
         cred = Path(cred_dir) / f"{section}_{name}"
-        if cred.is_file():
+        if os.path.lexists(cred):
             try:
-                value = cred.read_text(encoding="utf-8").strip()
-            except OSError as exc:
+                value = read_small_file(cred, MAX_SECRET_BYTES).strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                 problems.append(Problem(section, name, f"cannot read credential {cred}: "
-                                                       f"{exc.strerror}"))
+                                                       f"{why}"))
                 return None
             if value:
                 return Secret(value, f"credential {cred.name}")
@@ -470,31 +537,47 @@ def _check_combination(cfg: Config, problems: list[Problem]) -> None:
                                     "give the button and the LED their own pins"))
     for name, program in cfg.tools:
         path = Path(program)
-        if not path.is_absolute():
+        if "\x00" in program or len(program) > 4096:
+            problems.append(Problem("tools", name, "contains a NUL character or is too long"))
+        elif not path.is_absolute():
             problems.append(Problem("tools", name, f"'{program}' must be an absolute path to "
                                     "an executable"))
-        elif not path.is_file() or not os.access(path, os.X_OK):
+        elif not _is_file(path) or not os.access(path, os.X_OK):
             problems.append(Problem("tools", name, f"{program} is not an executable file; "
                                     f"check it exists and chmod +x it"))
     if cfg.audio.backend == "room":
         for key in ("room_ir", "room_user_ir"):
             value = getattr(cfg.audio, key)
-            if value and not Path(value).is_file():
+            if value and not _is_file(Path(value)):
                 problems.append(Problem("audio", key, f"{value} does not exist; give a WAV "
                                         "impulse response"))
         if not cfg.audio.room_ir:
             problems.append(Problem("audio", "room_ir", "missing; the room backend needs the "
                                     "speaker-to-mic impulse response (a WAV)"))
     if cfg.audio.backend in ("file", "room"):
-        if cfg.audio.input_file and not Path(cfg.audio.input_file).is_file():
+        if cfg.audio.input_file and not _is_file(Path(cfg.audio.input_file)):
             problems.append(Problem("audio", "input_file", f"{cfg.audio.input_file} does not "
                                     "exist; give a WAV file or leave it empty for silence"))
         if not cfg.audio.output_file:
             problems.append(Problem("audio", "output_file", "missing; the file backend writes "
                                     "what the speaker plays to this WAV"))
-        elif not Path(cfg.audio.output_file).parent.is_dir():
+        elif not _is_dir(Path(cfg.audio.output_file).parent):
             problems.append(Problem("audio", "output_file", "its folder "
                                     f"{Path(cfg.audio.output_file).parent} does not exist"))
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # e.g. a name too long
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def parse(text: str, path: str = "<config>") -> Config:
@@ -546,12 +629,15 @@ def parse(text: str, path: str = "<config>") -> Config:
 def load(path: str) -> Config:
     """Read and validate the config file at ``path``."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_small_file(Path(path), MAX_FILE_BYTES)
     except FileNotFoundError:
         raise ConfigError(path, [Problem("file", "", f"{path} does not exist; copy the example "
                                          "config/edgevoice.conf there")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, [Problem("file", "", f"cannot read {path}: {exc}")]) from None
+    except OSError as exc:
+        raise ConfigError(path, [Problem("file", "", f"cannot read {path}: "
+                                                     f"{exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, [Problem("file", "", f"{path} is not UTF-8 text")]) from None
     return parse(text, path)
 
 

@@ -20,7 +20,6 @@ import time
 from typing import Callable
 
 import backoff
-import requests
 
 from edgevoice.audio.alsa_backend import DeviceError, open_alsa_backend, reset_pyaudio
 from edgevoice.audio.bargein import BargeInSettings
@@ -33,6 +32,7 @@ from edgevoice.logsetup import set_context
 from edgevoice.providers import make_provider
 from edgevoice.providers.base import Outcome
 from edgevoice.redact import describe_error
+from edgevoice.memory import pin_mmap_threshold
 from edgevoice.session import Session, Stats
 from edgevoice.tools import ToolRunner
 
@@ -74,6 +74,7 @@ class Daemon:
     """
 
     def __init__(self, config: Config, *, start_session: bool = True) -> None:
+        pin_mmap_threshold()  # large server messages give their memory back (memory.py)
         self.config = config
         self.stats = Stats()
         self.engine: AudioEngine | None = None
@@ -282,7 +283,6 @@ class Daemon:
     def _session_loop(self) -> None:
         policy = ReconnectPolicy(self.config.session.reconnect_max_delay,
                                  self.config.session.auth_retry_delay)
-        http = requests.Session()
         tools = history = None
         built_for = None
         while not self._stop.is_set() and not self._audio_restart:
@@ -310,7 +310,7 @@ class Daemon:
                 break
             session = Session(provider, self.engine, config.session, self.stats, self._stop,
                               self._set_state, mic_frames=config.audio.mic_queue_ms // 20,
-                              http=http, tools=tools, history=history,
+                              tools=tools, history=history,
                               barge_in=barge_in_settings(config) if agent.barge_in else None,
                               tick=self._tick, on_activity=self.on_activity,
                               beat=self._beat)
@@ -352,6 +352,8 @@ class Daemon:
                             outcome.reason, delay, extra={"event": "session_ended"})
             self._set_state("offline", f"offline, retry in {delay:.0f} s")
             self._wait(delay)
+        if tools is not None:
+            tools.close()  # tool process groups die with the session loop
 
 
 def _discard(frame: bytes, t: float) -> None:

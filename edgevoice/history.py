@@ -1,15 +1,17 @@
 """The conversation's transcript, kept as JSON lines in the state directory.
 
 Each turn is one line ``{"t": ISO time, "session": id, "role": "user"|"agent", "text": …}``
-appended with a single ``write`` and an ``fsync``, so a power cut loses at most the turn
-being written and never corrupts earlier ones (a torn last line is skipped when reading
-and sealed off before the next append). When the file passes its size cap it is rewritten
-with the newest half, atomically (temporary file, fsync, rename).
+appended whole or not at all: a write that fails or falls short (a full disk) is cut off
+again, and a line torn by a power cut is skipped when reading and sealed off before the
+next append, so earlier turns are never lost. A turn longer than half the cap is shortened.
+When the file passes its cap it is rewritten with the newest turns that fit in half of it,
+atomically (temporary file, fsync, rename); the file stays private (0600).
 """
 
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import logging
 import os
@@ -29,7 +31,6 @@ class History:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._errors = RateLimitedLog(log, 300.0)
-        self._sealed = False
 
     @classmethod
     def open(cls, directory: Path, max_bytes: int) -> "History | None":
@@ -47,18 +48,13 @@ class History:
         return cls(directory / FILE_NAME, max_bytes)
 
     def append(self, role: str, text: str, session_id: str | None) -> None:
-        record = {"t": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                      timespec="milliseconds"),
-                  "session": session_id, "role": role, "text": text}
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        line = self._line(role, text, session_id)
         with self._lock:
             try:
-                self._seal_torn_line()
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                             0o600)
                 try:
-                    os.write(fd, line)
-                    os.fsync(fd)
-                    size = os.fstat(fd).st_size
+                    size = self._append(fd, line)
                 finally:
                     os.close(fd)
                 if size > self.max_bytes:
@@ -66,6 +62,46 @@ class History:
             except OSError as exc:
                 self._errors.warning("append", "could not write the conversation history to "
                                      "%s: %s", self.path, exc.strerror or exc)
+
+    def _line(self, role: str, text: str, session_id: str | None) -> bytes:
+        """The turn as one JSON line of at most half the cap (a longer text is cut)."""
+        record = {"t": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                      timespec="milliseconds"),
+                  "session": session_id, "role": role, "text": text}
+        limit = self.max_bytes // 2
+        while True:
+            line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+            if len(line) <= limit or not record["text"]:
+                return line
+            keep = max(0, len(record["text"]) - (len(line) - limit) - 1)
+            record["text"] = record["text"][:keep] + "…"
+            if keep == 0:
+                record["text"] = ""
+
+    def _append(self, fd: int, line: bytes) -> int:
+        """Write ``line`` whole (after sealing a torn last line) or cut the file back to
+        where it was; returns the new size."""
+        info = os.fstat(fd)
+        if info.st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # files written by older versions were 0644
+        size = info.st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line  # a power cut tore the last line: end it first
+        written = 0
+        try:
+            while written < len(line):
+                n = os.write(fd, line[written:])
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, "short write")
+                written += n
+            os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, size)  # the turn is absent rather than torn
+            except OSError:
+                pass
+            raise
+        return size + written
 
     def turns(self) -> list[dict]:
         """Every readable turn, oldest first (torn or foreign lines skipped)."""
@@ -92,39 +128,32 @@ class History:
         return [t["text"] for t in self.turns() if t.get("role") == "user"][-count:]
 
     # -- internals ------------------------------------------------------------------------
-    def _seal_torn_line(self) -> None:
-        """After a power cut the last line may be half written: end it before appending."""
-        if self._sealed:
-            return
-        self._sealed = True
-        try:
-            with open(self.path, "rb+") as f:
-                f.seek(0, os.SEEK_END)
-                if f.tell() == 0:
-                    return
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    f.write(b"\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-        except FileNotFoundError:
-            pass
-
     def _compact(self) -> None:
+        """Keep the newest whole turns that fit in half the cap."""
         lines = self.path.read_bytes().splitlines(keepends=True)
         kept: list[bytes] = []
         total = 0
         for line in reversed(lines):
+            if not line.endswith(b"\n"):
+                continue  # torn
             if total + len(line) > self.max_bytes // 2:
                 break
             kept.append(line)
             total += len(line)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.writelines(reversed(kept))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with open(fd, "wb") as f:
+                f.writelines(reversed(kept))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise
         dir_fd = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

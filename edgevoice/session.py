@@ -13,24 +13,25 @@ Threads of a session (the audio engine's capture and player threads outlive it):
 
 from __future__ import annotations
 
-import collections
 import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
-import requests
 import websocket
 
 from edgevoice import redact
 from edgevoice.audio.bargein import BargeInDetector, BargeInSettings
+from edgevoice.flow import (BargeInDone, Closed, LateAudioFilter, MicQueue, Stats, UserActivity,
+                            close_details)
 from edgevoice.history import History
 from edgevoice.logsetup import RateLimitedLog, set_context
 from edgevoice.threads import start_thread
 from edgevoice.tools import ToolRunner
-from edgevoice.providers.base import (AgentAudio, Ended, HttpResponse, Interruption, Malformed,
+from edgevoice.transport import (STATUS_MESSAGE_TOO_BIG, MessageTooBig, call_with_deadline,
+                                 close_websocket, fetch, open_websocket, wake_websocket)
+from edgevoice.providers.base import (AgentAudio, Ended, Interruption, Malformed,
                                       Notice, Outcome, OutputFormat, Provider, Ready, Reply,
                                       ResponseDone, SessionFailed, ToolCall, Transcript)
 
@@ -40,173 +41,7 @@ SPEAKING_HOLD_S = 0.3  # the agent counts as speaking until this long after the 
 SOCKET_TIMEOUT_S = 5.0  # a send stuck this long means the link is dead (half-open TCP)
 
 
-@dataclass
-class Stats:
-    """Counters kept across sessions (the demo and the bench print them)."""
-
-    sessions_started: int = 0
-    sessions_streaming: int = 0
-    frames_sent: int = 0
-    frames_dropped: int = 0          # oldest mic frames dropped because the network stalled
-    agent_audio_bytes: int = 0       # at the agent's own rate
-    agent_audio_seconds: float = 0.0
-    late_chunks_dropped: int = 0     # agent audio of an interrupted response
-    interruptions: int = 0           # by the server
-    local_pauses: int = 0            # the device heard the user over the agent
-    local_flushes: int = 0           # … and stopped the response itself (voiceapi)
-    false_barge_ins: int = 0         # paused, nothing confirmed, resumed
-    pongs_sent: int = 0
-    malformed: int = 0
-    # the last 2 minutes of frames: capture-to-wire latency and send instants
-    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6000))
-    send_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6000))
-
-    def latency_percentiles(self) -> dict[str, float]:
-        values = sorted(self.latencies)
-        if not values:
-            return {"p50_ms": float("nan"), "p99_ms": float("nan")}
-        pick = lambda q: values[min(len(values) - 1, int(q * len(values)))] * 1000.0
-        return {"p50_ms": round(pick(0.50), 3), "p99_ms": round(pick(0.99), 3)}
-
-
-class MicQueue:
-    """Bounded queue of (frame, t_captured). ``put`` never blocks: when full the oldest
-    frame is dropped and counted. Built on the C-implemented ``queue.SimpleQueue`` so the
-    20 ms path takes no Python-level locks."""
-
-    def __init__(self, max_frames: int) -> None:
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._max = max_frames
-        self.dropped = 0
-
-    def put(self, frame: bytes, t: float) -> None:
-        q = self._q
-        q.put((frame, t))
-        if q.qsize() > self._max:
-            try:
-                q.get_nowait()
-                self.dropped += 1
-            except queue.Empty:  # the send thread took it meanwhile
-                pass
-
-    def get(self, timeout: float) -> tuple[bytes, float] | None:
-        try:
-            return self._q.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def clear(self) -> None:
-        try:
-            while True:
-                self._q.get_nowait()
-        except queue.Empty:
-            pass
-
-
-class LateAudioFilter:
-    """Drops agent audio that belongs to an interrupted response.
-
-    xuna tags audio with an increasing ``event_id``; after an interruption every chunk whose
-    id is at or below the interrupted one is late (ids compare as numbers, other ids by
-    equality). Dialects without ids: after an interruption, audio is dropped until the
-    provider says the response is done, or until the audio pauses for ``gap_s`` (the
-    cancelled stream has ended and the next response starts).
-    """
-
-    def __init__(self, gap_s: float = 0.5) -> None:
-        self.cutoff: Any = None
-        self.last_id: Any = None
-        self.gap_s = gap_s
-        self.dropping = False
-        self._last_arrival = 0.0
-
-    def interrupt(self, response_id: Any) -> None:
-        self.cutoff = response_id if response_id is not None else self.last_id
-        if self.last_id is None:  # this dialect's audio carries no ids (napster, navtalk, …)
-            self.dropping = True
-
-    def response_done(self) -> None:
-        self.dropping = False
-
-    def admit(self, response_id: Any, now: float = 0.0) -> bool:
-        if response_id is None:
-            if self.dropping:
-                if now - self._last_arrival < self.gap_s:
-                    self._last_arrival = now
-                    return False
-                self.dropping = False
-            self._last_arrival = now
-            return True
-        cutoff = self.cutoff
-        if cutoff is not None:
-            if isinstance(response_id, int) and isinstance(cutoff, int):
-                if response_id <= cutoff:
-                    return False
-            elif response_id == cutoff:
-                return False
-        self.last_id = response_id
-        return True
-
-
-@dataclass(frozen=True, slots=True)
-class _UserActivity:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class _BargeIn:
-    decision: str   # pause | resume | flush
-    played_s: float
-    dropped_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Closed:
-    code: int | None
-    reason: str
-
-
 StateCallback = Callable[[str, str], None]
-
-
-def _interruptible(fn: Callable[[], Any], stop: threading.Event, timeout: float,
-                   name: str, discard: Callable[[Any], None] | None = None,
-                   beat: Callable[[], None] | None = None) -> Any:
-    """Run a blocking network call in a helper thread so that a stop request does not wait
-    for it (DNS and TCP connects cannot be cancelled). Returns its result or re-raises. A
-    result that arrives after the caller gave up is handed to ``discard`` (a WebSocket that
-    connected too late is closed rather than left holding a server session)."""
-    box: dict[str, Any] = {}
-    done = threading.Event()
-    abandoned = threading.Event()
-
-    def target() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as exc:  # handed to the caller below
-            box["error"] = exc
-        done.set()
-        if abandoned.is_set() and "result" in box and discard is not None:
-            try:
-                discard(box["result"])
-            except Exception:
-                pass
-
-    start_thread(name, target)
-    deadline = time.monotonic() + timeout + 1.0
-    while not done.wait(0.05):
-        if beat is not None:
-            beat()
-        if stop.is_set() or time.monotonic() > deadline:
-            abandoned.set()
-            if done.is_set() and "result" in box and discard is not None:
-                discard(box["result"])  # it finished just now: the thread may have missed it
-            if stop.is_set():
-                raise SessionFailed(Outcome("stopped", "stopped"))
-            raise SessionFailed(Outcome(f"{name} timed out"))
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 class Session:
@@ -214,7 +49,7 @@ class Session:
 
     def __init__(self, provider: Provider, engine, settings, stats: Stats,
                  stop: threading.Event, on_state: StateCallback,
-                 mic_frames: int = 50, http: requests.Session | None = None,
+                 mic_frames: int = 50,
                  tools: ToolRunner | None = None, history: History | None = None,
                  barge_in: BargeInSettings | None = None,
                  tick: Callable[[], Outcome | None] | None = None,
@@ -226,7 +61,6 @@ class Session:
         self.stats = stats
         self.stop = stop
         self.on_state = on_state
-        self.http = http or requests.Session()
         self.tools = tools
         self.history = history
         self.session_id: str | None = None
@@ -258,6 +92,9 @@ class Session:
         except SessionFailed as exc:
             self._teardown(graceful=False)
             return exc.outcome
+        except BaseException:  # a bug: still close what was opened
+            self._teardown(graceful=False)
+            raise
         outcome = Outcome("stopped", "stopped")
         try:
             outcome = self._loop()
@@ -277,8 +114,8 @@ class Session:
         response = None
         if request is not None:
             self.on_state("connecting", f"requesting {request.what}")
-            response = _interruptible(lambda: self._http(request), self.stop,
-                                      s.connect_timeout, "bootstrap", beat=self._beat)
+            response = call_with_deadline(lambda deadline: fetch(request, deadline), self.stop,
+                                          s.connect_timeout, request.what, beat=self._beat)
         plan = provider.connect_plan(response)
         for secret in plan.secrets:
             redact.register(secret)
@@ -289,9 +126,9 @@ class Session:
             log.info("%s", plan.note, extra={"event": "session_opening"})
         self.on_state("connecting", f"connecting to {provider.name} at {shown}")
         log.info("connecting to %s agent at %s", provider.name, shown)
-        self._ws = _interruptible(lambda: self._connect(plan), self.stop, s.connect_timeout,
-                                  "connect", discard=lambda ws: ws.abort() or ws.close(timeout=0),
-                                  beat=self._beat)
+        self._ws = call_with_deadline(lambda deadline: self._connect(plan, deadline), self.stop,
+                                      s.connect_timeout, "connect", discard=close_websocket,
+                                      beat=self._beat)
         self._last_rx = time.monotonic()
         try:
             for message in plan.first_messages:
@@ -304,25 +141,10 @@ class Session:
         if plan.stream_on_open:
             self._begin_streaming(Ready(None, "connected"))
 
-    def _http(self, request) -> HttpResponse:
+    def _connect(self, plan, deadline: float) -> websocket.WebSocket:
         try:
-            resp = self.http.request(request.method, request.url, headers=request.headers,
-                                     json=request.json, timeout=self.settings.connect_timeout)
-        except requests.RequestException as exc:
-            raise SessionFailed(Outcome(f"{request.what} failed: "
-                                        f"{redact.describe_error(exc)}")) from None
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        return HttpResponse(resp.status_code, body, dict(resp.headers))
-
-    def _connect(self, plan) -> websocket.WebSocket:
-        try:
-            ws = websocket.create_connection(
-                plan.url, header=[f"{k}: {v}" for k, v in plan.headers.items()],
-                timeout=self.settings.connect_timeout, enable_multithread=True,
-                skip_utf8_validation=True)
+            ws = open_websocket(plan.url, plan.headers, max(0.1, deadline - time.monotonic()),
+                                self.settings.max_message_bytes)
         except websocket.WebSocketBadStatusException as exc:
             raise SessionFailed(self.provider.auth_outcome(exc.status_code)) from None
         except (websocket.WebSocketException, OSError) as exc:
@@ -338,7 +160,7 @@ class Session:
     # -- the session thread -----------------------------------------------------------------
     def _loop(self) -> Outcome:
         s = self.settings
-        next_ping = time.monotonic() + s.ping_interval if s.ping_interval else float("inf")
+        ping_at: float | None = None  # when the unanswered ping was asked for
         speaking = False
         buffer = self.engine.buffer
         last_audio = 0.0
@@ -357,11 +179,18 @@ class Session:
             if outcome is not None:
                 return outcome
             now = time.monotonic()
-            if now - self._last_rx > s.idle_timeout:
+            last_rx = self._last_rx
+            if now - last_rx > s.idle_timeout:
                 return Outcome(f"nothing received for {s.idle_timeout:g} s; connection presumed "
                                "dead")
-            if now >= next_ping:
-                next_ping = now + s.ping_interval
+            # A quiet link gets a ping; nothing at all back within pong_timeout: it is dead.
+            if ping_at is not None and last_rx >= ping_at:
+                ping_at = None  # answered (or something else arrived)
+            if ping_at is not None and now - ping_at > s.pong_timeout:
+                return Outcome(f"no answer to a ping within {s.pong_timeout:g} s; connection "
+                               "presumed dead")
+            if ping_at is None and s.ping_interval and now - last_rx >= s.ping_interval:
+                ping_at = now
                 self._ping_due = True  # sent by the send thread: this thread never blocks on I/O
             if self._streaming.is_set():
                 if buffer.buffered_bytes and not buffer.paused:
@@ -387,9 +216,9 @@ class Session:
         elif isinstance(event, Interruption):
             log.info("agent interrupted by the server (response %s)", event.response_id,
                      extra={"event": "interruption"})
-        elif isinstance(event, _BargeIn):
+        elif isinstance(event, BargeInDone):
             self._log_barge_in(event)
-        elif isinstance(event, _UserActivity):
+        elif isinstance(event, UserActivity):
             message = self.provider.user_activity()
             if message is not None:
                 try:
@@ -406,11 +235,11 @@ class Session:
                               event.reason)
         elif isinstance(event, Ended):
             return event.outcome
-        elif isinstance(event, _Closed):
+        elif isinstance(event, Closed):
             return self.provider.close_outcome(event.code, event.reason)
         return None
 
-    def _log_barge_in(self, event: _BargeIn) -> None:
+    def _log_barge_in(self, event: BargeInDone) -> None:
         stats = self.stats
         if event.decision == "pause":
             stats.local_pauses += 1
@@ -495,7 +324,7 @@ class Session:
 
     def send_user_activity(self) -> None:
         """Tell the server the user is present, where the dialect can (any thread)."""
-        self._put(_UserActivity())
+        self._put(UserActivity())
 
     def _barge_in(self, decision: str) -> None:
         """Carry out a barge-in decision at once (capture thread); log it later."""
@@ -510,7 +339,7 @@ class Session:
         elif decision == "flush":
             dropped = self.engine.flush_playback() / per_s
             self._late.interrupt(None)
-        self._put(_BargeIn(decision, played, dropped))
+        self._put(BargeInDone(decision, played, dropped))
 
     # -- send thread --------------------------------------------------------------------------
     def _send(self, message) -> None:
@@ -527,7 +356,6 @@ class Session:
         latencies = stats.latencies
         send_times = stats.send_times
         send = self._send
-        streaming = self._streaming
         closed = self._closed
         while not closed.is_set():
             if self._ping_due:
@@ -536,21 +364,18 @@ class Session:
                     self._ws.ping()
                 except (websocket.WebSocketException, OSError) as exc:
                     if not closed.is_set():
-                        self._put(_Closed(None, "ping failed: " + redact.describe_error(exc)))
+                        self._put(Closed(None, "ping failed: " + redact.describe_error(exc)))
                     return
-            if not streaming.is_set():
-                streaming.wait(0.2)
-                continue
-            item = get(0.2)
+            item = get(0.2)  # frames are queued only while streaming
             if item is None:
-                continue
+                continue  # nothing yet, or woken to end
             frame, captured = item
             try:
                 for message in encode(frame):
                     send(message)
             except (websocket.WebSocketException, OSError) as exc:
                 if not self._closed.is_set():
-                    self._put(_Closed(None, "send failed: " + redact.describe_error(exc)))
+                    self._put(Closed(None, "send failed: " + redact.describe_error(exc)))
                 return
             stats.frames_sent += 1
             now = time.monotonic()
@@ -560,36 +385,37 @@ class Session:
     # -- receive thread -------------------------------------------------------------------------
     def _receive_loop(self) -> None:
         ws = self._ws
-        limit = self.settings.max_message_bytes
         while not self._closed.is_set():
             try:
                 opcode, frame = ws.recv_data_frame(True)
             except websocket.WebSocketTimeoutException:
                 continue  # nothing arrived for a while: the session thread judges liveness
+            except MessageTooBig as exc:
+                self._refuse(exc)
+                return
             except (websocket.WebSocketException, OSError, ValueError) as exc:
                 if not self._closed.is_set():
-                    self._put(_Closed(None, "connection lost: " + redact.describe_error(exc)))
+                    self._put(Closed(None, "connection lost: " + redact.describe_error(exc)))
                 return
             self._last_rx = time.monotonic()
             if opcode == websocket.ABNF.OPCODE_CLOSE:
-                code, reason = _close_details(frame.data)
-                self._put(_Closed(code, reason))
+                code, reason = close_details(frame.data)
+                self._put(Closed(code, reason))
                 return
             if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                 continue
             data = frame.data
-            if len(data) > limit:
-                self._put(Malformed(f"message of {len(data)} bytes is over the "
-                                    f"{limit}-byte limit"))
-                continue
+            frame = None  # the raw payload is freed as soon as it is decoded
             if opcode == websocket.ABNF.OPCODE_TEXT:
                 try:
                     data = data.decode("utf-8")
                 except UnicodeDecodeError:
                     self._put(Malformed("text message that is not UTF-8"))
                     continue
+            handed = [data]  # handed over, not kept here: see Provider.decode
+            data = None
             try:
-                events = self.provider.decode(data)
+                events = self.provider.decode(handed.pop())
             except Exception as exc:  # a decoder bug must not end the session
                 log.debug("decoder failed", exc_info=True)
                 events = [Malformed(f"could not decode message ({type(exc).__name__})")]
@@ -600,6 +426,17 @@ class Session:
                     log.debug("handling %s failed", type(event).__name__, exc_info=True)
                     self._put(Malformed(f"could not handle {type(event).__name__} "
                                         f"({type(exc).__name__})"))
+
+    def _refuse(self, exc: MessageTooBig) -> None:
+        """The server started a message over the limit: its payload is never read; the
+        connection is closed with 1009 (message too big) and the session ends."""
+        try:
+            self._ws.send_close(STATUS_MESSAGE_TOO_BIG, "message too big")
+        except (websocket.WebSocketException, OSError):
+            pass
+        self._put(Ended(Outcome(f"the server sent a message of {exc.size} bytes or more, over "
+                                f"[session] max_message_bytes = {exc.limit}; closed with "
+                                f"{STATUS_MESSAGE_TOO_BIG}")))
 
     def _dispatch(self, event) -> None:
         """Handle an event on the receive thread: audio and interruptions must not wait."""
@@ -646,6 +483,7 @@ class Session:
         this wait."""
         self._closed.set()
         self._streaming.clear()
+        self.mic.wake()  # the send thread returns at once
         ws = self._ws
         if ws is not None:
             if graceful and not self.stop.is_set() and ws.connected:
@@ -654,19 +492,8 @@ class Session:
                     ws.send_close()
                 except (websocket.WebSocketException, OSError, AttributeError):
                     pass
-            ws.abort()
+            wake_websocket(ws)  # the receive and send threads return at once
         for thread in self._threads:
             thread.join(1.0)
         if ws is not None:
-            try:
-                ws.close(timeout=0.1)
-            except (websocket.WebSocketException, OSError):
-                pass
-
-
-def _close_details(data: bytes) -> tuple[int | None, str]:
-    if len(data) >= 2:
-        code = int.from_bytes(data[:2], "big")
-        return code, data[2:].decode("utf-8", "replace")[:120]
-    return None, ""
-
+            close_websocket(ws)  # also after the server's close frame was answered

@@ -17,7 +17,6 @@ Lifecycle of one session::
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import logging
@@ -191,6 +190,9 @@ class Provider:
         raise NotImplementedError
 
     def decode(self, message: Wire) -> list[Event]:
+        """The events in one server message; never raises (anything not understood is a
+        :class:`Malformed` event). The session hands the message over without keeping it:
+        ``del message`` once it is parsed keeps a large message's peak memory down."""
         raise NotImplementedError
 
     def user_activity(self) -> Wire | None:
@@ -217,8 +219,8 @@ def pcm_from_base64(b64: Any, what: str, response_id: Any = None) -> list:
     invalid payload; an odd-length chunk loses its last byte (and says so)."""
     if not isinstance(b64, str):
         return [Malformed(f"{what} without an audio payload")]
-    try:
-        pcm = base64.b64decode(b64, validate=True)
+    try:  # from the str itself: b64decode would first copy it to bytes
+        pcm = binascii.a2b_base64(b64, strict_mode=True)
     except (binascii.Error, ValueError):
         return [Malformed(f"{what} with invalid base64")]
     if len(pcm) % 2:
@@ -228,22 +230,45 @@ def pcm_from_base64(b64: Any, what: str, response_id: Any = None) -> list:
 
 
 def clean_id(value: Any) -> int | str | None:
-    """A response/event id from a server, usable as a key: ints stay ints (also "7" → 7),
-    strings stay strings, anything else (lists, objects, floats, bools) is no id."""
+    """A response/event id from a server, usable as a key: ints stay ints (also "7" → 7;
+    only ASCII digits count: ``"²".isdigit()`` is true but ``int("²")`` fails), strings stay
+    strings, anything else (lists, objects, floats, bools) is no id."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        return int(value) if value.isdigit() and len(value) < 19 else value[:128]
+        if value.isascii() and value.isdigit() and len(value) < 19:
+            return int(value)
+        return value[:128]
     return None
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads`` that fails only with ValueError: nesting too deep for the parser
+    (a RecursionError) is just another malformed document."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def brief(value: Any, limit: int) -> str:
+    """At most ``limit`` characters showing a server-sent value in a log line; never raises
+    (a deeply nested value cannot be printed in full)."""
+    if isinstance(value, str):
+        return value[:limit]
+    try:
+        return str(value)[:limit]
+    except (RecursionError, ValueError):  # ValueError: an int too long to print
+        return f"<{type(value).__name__}>"
 
 
 def parse_arguments(raw: Any) -> Any:
     """Function-call arguments arrive as an object or as a JSON string of one."""
     if isinstance(raw, str):
         try:
-            value = json.loads(raw)
+            value = loads(raw)
         except ValueError:
             return raw
         return value if isinstance(value, dict) else raw
@@ -255,9 +280,9 @@ def parse_json_object(message: Wire) -> dict | Malformed:
     if isinstance(message, (bytes, bytearray)):
         return Malformed(f"unexpected binary message of {len(message)} bytes")
     try:
-        obj = json.loads(message)
-    except ValueError:
-        return Malformed(f"not JSON: {message[:60]!r}")
+        obj = loads(message)
+    except ValueError as exc:
+        return Malformed(f"not JSON ({brief(str(exc), 40)}): {message[:60]!r}")
     if not isinstance(obj, dict):
         return Malformed(f"JSON but not an object: {type(obj).__name__}")
     return obj

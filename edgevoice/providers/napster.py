@@ -17,7 +17,7 @@ import logging
 import urllib.parse
 from typing import Any
 
-from edgevoice.providers.base import (ConnectPlan, Event, HttpRequest, HttpResponse,
+from edgevoice.providers.base import (brief, loads, ConnectPlan, Event, HttpRequest, HttpResponse,
                                       Interruption, Malformed, Notice, Outcome, Provider, Ready,
                                       ResponseDone, SessionFailed, ToolCall, Transcript, dig, http_failure,
                                       clean_id, parse_arguments, parse_json_object,
@@ -91,7 +91,7 @@ def decode_token(token: str) -> dict:
     padded = token + "=" * (-len(token) % 4)
     for decode in (base64.b64decode, base64.urlsafe_b64decode):
         try:
-            value = json.loads(decode(padded))
+            value = loads(decode(padded))
         except (binascii.Error, ValueError, UnicodeDecodeError):
             continue
         if isinstance(value, dict):
@@ -168,7 +168,7 @@ class NapsterProvider(Provider):
         else:
             raise SessionFailed(Outcome(f"{what}: token has neither authToken nor token"))
         conn_id = dig(response.body, "connection", "id")
-        self.connection_id = str(conn_id) if conn_id is not None else None
+        self.connection_id = brief(conn_id, 128) if conn_id is not None else None
         note = f"napster connection {self.connection_id or '(no id)'}"
         if self.settings.agent_id:
             note += f" to Omniagent {self.settings.agent_id}"
@@ -186,6 +186,7 @@ class NapsterProvider(Provider):
     # -- receiving --------------------------------------------------------------------------
     def decode(self, message) -> list[Event]:
         msg = parse_json_object(message)
+        del message  # a large text is freed before its payload is decoded (see Provider.decode)
         if isinstance(msg, Malformed):
             return [msg]
         name = msg.get("event") or msg.get("type")
@@ -201,19 +202,19 @@ class NapsterProvider(Provider):
         if name == "talk_state_changed":
             if dig(data, "state") == "ended":
                 return [ResponseDone()]
-            return [Notice(f"agent talk state {str(dig(data, 'state'))[:20]}", logging.DEBUG)]
+            return [Notice(f"agent talk state {brief(dig(data, 'state'), 20)}", logging.DEBUG)]
         if name == "avatar_state_changed":
             if dig(data, "state") == "ready":
                 return [Ready(self.connection_id, "agent ready")]
-            return [Notice(f"agent state {str(dig(data, 'state'))[:20]}", logging.DEBUG)]
+            return [Notice(f"agent state {brief(dig(data, 'state'), 20)}", logging.DEBUG)]
         if name == "function_call_timeout":
             call = dig(data, "call_id") or dig(data, "name")
-            return [Notice(f"the agent stopped waiting for function call {str(call)[:64]} "
+            return [Notice(f"the agent stopped waiting for function call {brief(call, 64)} "
                            "(napster allows 10 s)", logging.WARNING)]
         if name == "error":
             text = dig(data, "message") or msg.get("message") or data
-            return [Notice(f"server error: {str(text)[:200]}", logging.WARNING)]
-        return [Notice(f"ignoring event {str(name)[:40]!r}", logging.DEBUG)]
+            return [Notice(f"server error: {brief(text, 200)}", logging.WARNING)]
+        return [Notice(f"ignoring event {brief(name, 40)!r}", logging.DEBUG)]
 
     def _audio(self, data: Any) -> list[Event]:
         b64 = dig(data, "data")
@@ -235,7 +236,7 @@ class NapsterProvider(Provider):
         if action == "completed" and isinstance(content, str):
             return [Transcript("user" if role == "user" else "agent", content)]
         if action == "failed":
-            return [Notice(f"agent response failed: {str(m.get('reason'))[:120]}",
+            return [Notice(f"agent response failed: {brief(m.get('reason'), 120)}",
                            logging.WARNING)]
         return []  # deltas and created items: the completed message carries the text
 
@@ -243,7 +244,7 @@ class NapsterProvider(Provider):
         call_id, name = data.get("call_id"), data.get("name")
         if call_id is None or not isinstance(name, str):
             return [Malformed("function_implicitly_called without call_id or name")]
-        call_id = str(call_id)
+        call_id = brief(call_id, 128)
         if call_id in self._calls_seen:
             return []  # the server repeats calls; answer each once
         self._calls_seen[call_id] = None

@@ -17,7 +17,7 @@ import logging
 import urllib.parse
 from typing import Any, Sequence
 
-from edgevoice.providers.base import (ConnectPlan, Ended, Event, HttpResponse,
+from edgevoice.providers.base import (brief, ConnectPlan, Ended, Event, HttpResponse,
                                       Interruption, Malformed, Notice, Outcome, Provider, Ready,
                                       Reply, ResponseDone, ToolCall, Transcript, parse_arguments,
                                       parse_json_object, pcm_from_base64)
@@ -77,6 +77,7 @@ class NavTalkProvider(Provider):
     # -- receiving --------------------------------------------------------------------------
     def decode(self, message) -> list[Event]:
         msg = parse_json_object(message)
+        del message  # a large text is freed before its payload is decoded (see Provider.decode)
         if isinstance(msg, Malformed):
             return [msg]
         kind = msg.get("type")
@@ -116,10 +117,10 @@ class NavTalkProvider(Provider):
         return [Notice(f"ignoring event {kind[:60]!r}", logging.DEBUG)]
 
     def _connection_event(self, what: str, field, msg: dict) -> list[Event]:
-        text = str(field("message") or "")[:200]
+        text = brief(field("message") or "", 200)
         if what == "success":
             sid = field("sessionId")
-            self.session_id = str(sid) if sid is not None else None
+            self.session_id = brief(sid, 128) if sid is not None else None
             return [Notice(f"navtalk session {self.session_id}")]
         if what == "warning":
             return [Notice(f"navtalk warning: {text}", logging.WARNING)]
@@ -151,7 +152,7 @@ class NavTalkProvider(Provider):
         name = field("function_name") or field("name")
         if call_id is None or not isinstance(name, str):
             return [Malformed("function call without call_id or function_name")]
-        call_id = str(call_id)
+        call_id = brief(call_id, 128)
         if call_id in self._calls_seen:
             return []
         self._calls_seen[call_id] = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 
-from edgevoice.providers.base import (AgentAudio, ConnectPlan, Ended, Event, HttpRequest,
+from edgevoice.providers.base import (brief, AgentAudio, ConnectPlan, Ended, Event, HttpRequest,
                                       HttpResponse, Malformed, Notice, Outcome, Provider, Ready,
                                       SessionFailed, dig, http_failure, parse_json_object)
 
@@ -82,6 +82,7 @@ class VoiceApiProvider(Provider):
                         AgentAudio(bytes(message[:-1]))]
             return [AgentAudio(bytes(message))]
         msg = parse_json_object(message)
+        del message  # a large text is freed before its payload is decoded (see Provider.decode)
         if isinstance(msg, Malformed):
             return [msg]
         kind = msg.get("type")
@@ -92,14 +93,14 @@ class VoiceApiProvider(Provider):
         if kind == "session_ended":
             reason = msg.get("reason")
             outcome = _SESSION_ENDED.get(reason) if isinstance(reason, str) else None
-            return [Ended(outcome or Outcome(f"session ended: {str(reason)[:60]}"))]
+            return [Ended(outcome or Outcome(f"session ended: {brief(reason, 60)}"))]
         if kind == "error":
-            code, text = msg.get("code"), str(msg.get("message", ""))[:200]
+            code, text = msg.get("code"), brief(msg.get("message", ""), 200)
             outcome = _ERRORS.get(code) if isinstance(code, str) else None
             if outcome is None:
-                return [Notice(f"server error {str(code)[:40]}: {text}", logging.WARNING)]
+                return [Notice(f"server error {brief(code, 40)}: {text}", logging.WARNING)]
             return [Notice(f"server error {code}: {text}", logging.WARNING), Ended(outcome)]
-        return [Notice(f"ignoring message type {str(kind)[:40]!r}", logging.DEBUG)]
+        return [Notice(f"ignoring message type {brief(kind, 40)!r}", logging.DEBUG)]
 
     def close_outcome(self, code: int | None, reason: str) -> Outcome:
         known = _CLOSE_CODES.get(code) if code is not None else None

@@ -11,7 +11,7 @@ import json
 import logging
 import urllib.parse
 
-from edgevoice.providers.base import (ConnectPlan, Event, HttpRequest,
+from edgevoice.providers.base import (brief, ConnectPlan, Event, HttpRequest,
                                       HttpResponse, Interruption, Malformed, Notice, Outcome,
                                       OutputFormat, Provider, Ready, Reply, SessionFailed,
                                       ToolCall, Transcript, clean_id, dig, http_failure,
@@ -104,14 +104,17 @@ class XunaProvider(Provider):
     # -- receiving --------------------------------------------------------------------------
     def decode(self, message) -> list[Event]:
         msg = parse_json_object(message)
+        del message  # a large text is freed before its payload is decoded (see Provider.decode)
         if isinstance(msg, Malformed):
             return [msg]
         kind = msg.get("type")
-        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+        if not isinstance(kind, str):
+            return [Notice("ignoring a message without a type", logging.DEBUG)]
+        handler = _HANDLERS.get(kind)
         if handler is None:
             if kind in _IGNORED:
                 return []
-            return [Notice(f"ignoring message type {str(kind)[:40]!r}", logging.DEBUG)]
+            return [Notice(f"ignoring message type {kind[:40]!r}", logging.DEBUG)]
         return handler(self, msg)
 
     def _metadata(self, msg: dict) -> list[Event]:
@@ -122,13 +125,13 @@ class XunaProvider(Provider):
         if fmt is not None:
             rate = parse_audio_format(fmt)
             if rate is None:
-                events.append(Notice(f"agent output format {str(fmt)[:30]!r} is not PCM; set the "
+                events.append(Notice(f"agent output format {brief(fmt, 30)!r} is not PCM; set the "
                                      "agent's output format to pcm_16000 (assuming 16000 Hz PCM)",
                                      logging.ERROR))
             elif rate != self.output_rate:
                 self.output_rate = rate
                 events.append(OutputFormat(rate))
-        events.append(Ready(str(conv_id) if conv_id is not None else None,
+        events.append(Ready(brief(conv_id, 128) if conv_id is not None else None,
                             f"output {self.output_rate} Hz"))
         return events
 
@@ -168,14 +171,14 @@ class XunaProvider(Provider):
         name = dig(call, "tool_name")
         if call_id is None or not isinstance(name, str):
             return [Malformed("client_tool_call without tool_call_id or tool_name")]
-        return [ToolCall(str(call_id), name, parse_arguments(dig(call, "parameters")))]
+        return [ToolCall(brief(call_id, 128), name, parse_arguments(dig(call, "parameters")))]
 
     def tool_result(self, call: ToolCall, output: str, is_error: bool) -> tuple[str]:
         return (json.dumps({"type": "client_tool_result", "tool_call_id": call.call_id,
                             "result": output, "is_error": is_error}),)
 
     def _client_error(self, msg: dict) -> list[Event]:
-        return [Notice(f"server reported an error: {str(msg)[:200]}", logging.WARNING)]
+        return [Notice(f"server reported an error: {brief(msg, 200)}", logging.WARNING)]
 
 
 def _event_id(value: object) -> object:
