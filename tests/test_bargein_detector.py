@@ -1,0 +1,515 @@
+"""The barge-in detector frame by frame: levels, the speaker's history, the echo gate (learnt
+coupling, margin, warm-up, echo delay and tail), the echo-delay measurement, and the
+pause → flush / resume state machine with its counters.
+
+The detector's voice detection is webrtcvad; a twin webrtcvad fed the same frames tells the
+test which frames it calls speech, so expectations are exact without faking the library.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import webrtcvad
+
+from edgevoice.audio.bargein import (SILENCE_DB, BargeInDetector, BargeInSettings, SpeakerLevels,
+                                     level_db)
+from tests.conftest import question
+
+FRAME = 0.02
+T0 = 1000.0
+
+
+def voiced_frames() -> list[np.ndarray]:
+    """The voiced 20 ms frames of the shipped question (webrtcvad calls them speech; a
+    repeated frame would not do: webrtcvad adapts to a constant signal)."""
+    q, rate = question()
+    assert rate == 16000
+    return [q[k * 320:(k + 1) * 320].copy() for k in range(33, 48)]
+
+
+SPEECH = voiced_frames()
+VOICED = SPEECH[2]
+ZERO = np.zeros(320, dtype="<i2")
+
+
+def talk(count: int, db: float | None = None) -> list[np.ndarray]:
+    """``count`` frames of speech (each at ``db`` when given)."""
+    frames = [SPEECH[k % len(SPEECH)] for k in range(count)]
+    return [at_level(f, db) for f in frames] if db is not None else frames
+
+
+def at_level(frame: np.ndarray, db: float) -> np.ndarray:
+    gain = 10 ** ((db - level_db(frame)) / 20)
+    return np.clip(np.round(frame.astype(np.float64) * gain), -32768, 32767).astype("<i2")
+
+
+class Bench:
+    """Plays the player (speaker levels) and the capture thread (mic frames) in lockstep.
+    After a flush nothing plays until :meth:`new_response` (the player was flushed)."""
+
+    def __init__(self, confirm_locally: bool = True, rate: int = 16000, **settings) -> None:
+        self.settings = BargeInSettings(**settings)
+        self.speaker = SpeakerLevels()
+        self.detector = BargeInDetector(self.settings, rate, self.speaker, confirm_locally)
+        self.twin = webrtcvad.Vad(self.settings.vad_mode)
+        self.rate = rate
+        self.i = 0
+        self.playing = True
+        self.flags: list[bool] = []
+
+    def t(self, i: int | None = None) -> float:
+        return T0 + (self.i if i is None else i) * FRAME
+
+    def new_response(self) -> None:
+        self.playing = True
+
+    def step(self, mic: np.ndarray, speaker_db: float | None = -20.0,
+             audible: bool = True) -> str | None:
+        """One 20 ms block played at ``speaker_db`` (None: nothing played), then the mic
+        frame that ended as it finished."""
+        start = self.t()
+        if speaker_db is not None and self.playing:
+            self.speaker.record(start, speaker_db, audible)
+        self.i += 1
+        frame = mic.astype("<i2")
+        decision = self.detector.process(frame.tobytes(), self.t())
+        self.flags.append(self.twin.is_speech(frame.tobytes(), self.rate) if self.rate in
+                          (8000, 16000, 32000, 48000) else None)
+        if decision == "flush":
+            self.playing = False
+        return decision
+
+    def run(self, frames, **kw) -> list[tuple[int, str]]:
+        out = []
+        for k, f in enumerate(frames):
+            d = self.step(f, **kw)
+            if d:
+                out.append((k, d))
+        return out
+
+    def confirmed(self) -> None:
+        self.detector.confirmed()
+        self.playing = False
+
+
+# -- levels and the speaker's history ---------------------------------------------------------
+def test_level_db():
+    assert level_db(b"") == SILENCE_DB and level_db(bytes(640)) == SILENCE_DB
+    full = np.full(320, 32767, dtype="<i2")
+    assert level_db(full) == pytest.approx(0.0, abs=0.01)
+    assert level_db(full.tobytes()) == pytest.approx(0.0, abs=0.01)
+    half = np.full(320, 16384, dtype="<i2")
+    assert level_db(bytearray(half.tobytes())) == pytest.approx(-6.02, abs=0.01)
+    assert level_db(memoryview(half.tobytes())) == pytest.approx(-6.02, abs=0.01)
+    assert level_db(np.full(320, -16384, dtype="<i2")) == pytest.approx(-6.02, abs=0.01)
+    assert level_db(np.array([1] + [0] * 319, dtype="<i2")) == pytest.approx(
+        10 * math.log10(1 / 320 / 32768 ** 2))
+
+
+def test_speaker_levels_keep_the_last_seconds_oldest_first():
+    levels = SpeakerLevels(seconds=0.4, block_s=0.02)  # 20 blocks
+    for i in range(25):
+        levels.record(float(i), float(-i), audible=(i % 2 == 0))
+    times, dbs = levels.snapshot()
+    assert list(times) == [float(i) for i in range(5, 25)]
+    assert list(dbs) == [float(-i) for i in range(5, 25)]
+    assert levels.last_audible == 24.0
+    levels.record(25.0, -1.0, audible=False)
+    assert levels.last_audible == 24.0
+    small = SpeakerLevels(seconds=0.01)  # never fewer than 16 blocks
+    for i in range(20):
+        small.record(float(i), 0.0, True)
+    assert len(small.snapshot()[0]) == 16
+    empty = SpeakerLevels()
+    assert [len(a) for a in empty.snapshot()] == [0, 0]
+    assert empty.max_db(0.0, 1e9) == SILENCE_DB and empty.last_audible < -1e8
+
+
+def test_speaker_max_over_a_window_counts_blocks_that_overlap_it():
+    levels = SpeakerLevels(block_s=0.5)
+    for t, db in ((10.0, -30.0), (10.5, -10.0), (11.0, -40.0), (11.5, -20.0)):
+        levels.record(t, db, True)
+    assert levels.max_db(10.6, 10.9) == -10.0       # inside one block
+    assert levels.max_db(11.1, 11.2) == -40.0
+    assert levels.max_db(11.0, 11.0) == -10.0       # a block ending at the start still counts
+    assert levels.max_db(11.6, 20.0) == -20.0
+    assert levels.max_db(9.0, 9.9) == SILENCE_DB    # before anything played
+    assert levels.max_db(12.1, 13.0) == SILENCE_DB  # after the last block ended
+    assert levels.max_db(9.0, 20.0) == -10.0
+
+
+def test_older_blocks_fade_as_echo_evidence():
+    levels = SpeakerLevels(block_s=0.5)
+    levels.record(10.0, -10.0, True)   # ends at 10.5
+    levels.record(10.5, -30.0, True)   # ends at 11.0
+    # from 11.0 on, the first block is 0.5 s old: 80 dB/s * 0.5 s = 40 dB weaker
+    assert levels.max_db(10.0, 11.0, fresh_from=11.0, fade_db_per_s=80.0) == -30.0
+    assert levels.max_db(10.0, 11.0, fresh_from=10.75, fade_db_per_s=80.0) == pytest.approx(-30.0)
+    assert levels.max_db(10.0, 11.0, fresh_from=10.6, fade_db_per_s=80.0) == pytest.approx(-18.0)
+    assert levels.max_db(10.0, 11.0, fresh_from=10.5, fade_db_per_s=80.0) == -10.0
+    assert levels.max_db(10.0, 11.0, fresh_from=10.0, fade_db_per_s=80.0) == -10.0
+
+
+# -- when the detector listens at all ----------------------------------------------------------
+def test_nothing_is_judged_while_the_agent_is_silent():
+    bench = Bench(gate=False, onset_frames=1)
+    assert bench.run([VOICED] * 10, speaker_db=None) == []
+    bench.speaker.record(bench.t(), -20.0, audible=False)  # played, but not agent audio
+    assert bench.run([VOICED] * 3, speaker_db=None) == []
+    assert bench.detector.pauses == 0 and bench.detector.state == "idle"
+
+
+def test_the_agent_counts_as_audible_for_300_ms_after_its_last_block():
+    bench = Bench(gate=False, onset_frames=2)
+    bench.speaker.record(-FRAME, -20.0, True)
+    bench.speaker.last_audible = 0.0
+    assert bench.detector.process(SPEECH[0].tobytes(), 0.25) is None
+    assert bench.detector.process(SPEECH[1].tobytes(), 0.28125) == "pause"
+    late = Bench(gate=False, onset_frames=1)
+    late.speaker.last_audible = 0.0
+    assert late.detector.process(SPEECH[0].tobytes(), 0.3) is None
+    assert late.detector.process(SPEECH[1].tobytes(), 0.3125) is None
+
+
+# -- onset, confirmation, resume ---------------------------------------------------------------
+def expected_decisions(flags: list[bool], settings: BargeInSettings,
+                       confirm_locally: bool) -> list[tuple[int, str]]:
+    """The documented rules, applied to the speech flags webrtcvad gave (the agent audible
+    all along, gate off, nothing new playing after a flush)."""
+    out, state, run = [], "idle", 0
+    voiced = quiet = paused = 0
+    for k, speech in enumerate(flags):
+        if state == "idle":
+            run = run + 1 if speech else 0
+            if run >= settings.onset_frames:
+                state, voiced, quiet, paused, run = "paused", run * 20, 0, 0, 0
+                out.append((k, "pause"))
+        elif state == "paused":
+            paused += 20
+            if speech:
+                voiced, quiet = voiced + 20, 0
+            else:
+                quiet += 20
+            if confirm_locally and voiced >= settings.confirm_ms:
+                state = "flushed"
+                out.append((k, "flush"))
+            elif paused >= settings.resume_timeout_ms and quiet >= settings.silence_to_resume_ms:
+                state = "idle"
+                out.append((k, "resume"))
+    return out
+
+
+def check(bench: Bench, frames, **kw) -> list[tuple[int, str]]:
+    decisions = bench.run(frames, **kw)
+    assert decisions == expected_decisions(bench.flags, bench.settings,
+                                           bench.detector.confirm_locally)
+    return decisions
+
+
+@pytest.mark.parametrize("onset", [1, 2, 3, 5])
+def test_pause_comes_on_the_nth_consecutive_speech_frame(onset):
+    bench = Bench(gate=False, onset_frames=onset, confirm_ms=5000, resume_timeout_ms=10000)
+    decisions = check(bench, talk(onset + 3))
+    assert decisions == [(onset - 1, "pause")]
+    assert bench.detector.pauses == 1 and bench.detector.state == "paused"
+
+
+def test_a_gap_in_speech_starts_the_count_again():
+    bench = Bench(gate=False, onset_frames=6, confirm_ms=5000)
+    decisions = check(bench, talk(1) + [ZERO] * 8 + talk(8))
+    assert decisions and decisions[0][0] >= 9 + 5
+
+
+@pytest.mark.parametrize("confirm_ms", [100, 120, 140, 600])
+def test_continued_speech_confirms_at_confirm_ms(confirm_ms):
+    bench = Bench(gate=False, onset_frames=3, confirm_ms=confirm_ms, resume_timeout_ms=10000)
+    decisions = check(bench, talk(40))
+    assert [d for _, d in decisions] == ["pause", "flush"]
+    assert bench.detector.flushes == 1 and bench.detector.state == "flushed"
+    assert bench.detector.false_barge_ins == 0 and bench.detector.pauses == 1
+
+
+def test_without_local_confirmation_speech_never_flushes():
+    bench = Bench(confirm_locally=False, gate=False, onset_frames=3, confirm_ms=100,
+                  resume_timeout_ms=10000)
+    assert check(bench, talk(60)) == [(2, "pause")]
+    assert bench.detector.flushes == 0 and bench.detector.state == "paused"
+
+
+@pytest.mark.parametrize("timeout_ms, silence_ms, quiet_frames", [
+    (200, 300, 30), (400, 100, 30), (600, 60, 40), (300, 300, 30), (1000, 20, 60)])
+def test_resume_needs_the_timeout_and_silence_both(timeout_ms, silence_ms, quiet_frames):
+    bench = Bench(gate=False, onset_frames=3, confirm_ms=5000, resume_timeout_ms=timeout_ms,
+                  silence_to_resume_ms=silence_ms)
+    decisions = check(bench, talk(3) + [ZERO] * quiet_frames)
+    assert [d for _, d in decisions] == ["pause", "resume"]
+    assert bench.detector.false_barge_ins == 1 and bench.detector.state == "idle"
+    assert bench.detector.flushes == 0
+
+
+def test_speech_keeps_a_pause_from_resuming_until_the_user_is_quiet():
+    bench = Bench(gate=False, onset_frames=3, confirm_ms=5000, resume_timeout_ms=200,
+                  silence_to_resume_ms=100)
+    decisions = check(bench, talk(30) + [ZERO] * 20)
+    assert [d for _, d in decisions] == ["pause", "resume"] and decisions[1][0] >= 30 + 5 - 1
+
+
+def test_after_a_resume_the_user_can_pause_it_again():
+    bench = Bench(gate=False, onset_frames=2, confirm_ms=5000, resume_timeout_ms=200,
+                  silence_to_resume_ms=100)
+    decisions = check(bench, talk(2) + [ZERO] * 20 + talk(4))
+    assert [d for _, d in decisions] == ["pause", "resume", "pause"]
+    assert bench.detector.pauses == 2 and bench.detector.false_barge_ins == 1
+
+
+def test_after_a_flush_the_detector_waits_for_the_next_response():
+    bench = Bench(gate=False, onset_frames=1, confirm_ms=60, resume_timeout_ms=10000)
+    assert [d for _, d in check(bench, talk(3))] == ["pause", "flush"]
+    flushed_at = bench.speaker.last_audible
+    assert bench.run(talk(10)) == []  # the user talks on; nothing new plays
+    assert bench.detector.state == "flushed"
+    bench.speaker.record(flushed_at, -20.0, True)  # the same instant again: not newer
+    assert bench.run(talk(2)) == []
+    bench.new_response()  # a new response starts playing: watched again from its first block
+    assert [d for _, d in bench.run(talk(2))][:1] == ["pause"]
+    assert bench.detector.pauses == 2 and bench.detector.flushes == 1
+
+
+def test_the_servers_interruption_confirms_a_pause_or_stops_an_unpaused_response():
+    bench = Bench(gate=False, onset_frames=1, confirm_ms=5000, resume_timeout_ms=10000)
+    assert bench.run(talk(1)) == [(0, "pause")]
+    bench.confirmed()
+    assert bench.detector.state == "flushed" and bench.detector.flushes == 1
+    assert bench.run(talk(3)) == []
+    idle = Bench(gate=False, onset_frames=3)
+    idle.run([ZERO])
+    idle.confirmed()  # the server heard the user before the device did
+    assert idle.detector.state == "flushed" and idle.detector.flushes == 0
+    assert idle.run(talk(5)) == []
+    idle.new_response()
+    assert idle.run(talk(5)) != []  # new audio after the interruption: watched again
+
+
+# -- the echo gate ------------------------------------------------------------------------------
+def learnt_bench(echo_db: float = -35.0, speaker_db: float = -20.0, frames: int = 30,
+                 **settings) -> Bench:
+    """A detector that heard ``frames`` frames of echo alone (mic at ``echo_db``)."""
+    defaults = dict(onset_frames=1, warmup_ms=0, gate_margin_db=5.0, echo_delay_ms=10,
+                    confirm_ms=5000, resume_timeout_ms=10000)
+    bench = Bench(**{**defaults, **settings})
+    assert bench.run(talk(frames, echo_db), speaker_db=speaker_db) == []
+    assert sum(bench.flags) > frames // 2  # webrtcvad called most of it speech: the gate held
+    return bench
+
+
+def test_the_coupling_is_learnt_from_echo_alone():
+    bench = learnt_bench(echo_db=-35.0, speaker_db=-20.0)
+    assert bench.detector.coupling_db == pytest.approx(-15.0, abs=0.2)
+
+
+def test_before_25_frames_the_initial_coupling_holds():
+    bench = learnt_bench(echo_db=-35.0, frames=24, initial_coupling_db=-40.0, onset_frames=30)
+    assert bench.detector.coupling_db == -40.0
+    bench.step(talk(1, -35.0)[0])
+    assert bench.detector.coupling_db == pytest.approx(-15.0, abs=0.2)
+
+
+@pytest.mark.parametrize("over_db, pauses", [(4.0, False), (6.0, True), (9.0, True)])
+def test_the_user_must_beat_the_echo_by_the_margin(over_db, pauses):
+    bench = learnt_bench(echo_db=-35.0, speaker_db=-20.0)
+    decisions = bench.run(talk(6, -35.0 + over_db))
+    assert any(bench.flags[-6:])
+    assert bool(decisions) is pauses
+
+
+def test_the_margin_is_configurable():
+    bench = learnt_bench(echo_db=-35.0, gate_margin_db=10.0)
+    assert bench.run(talk(6, -35.0 + 8.0)) == []
+    assert bench.run(talk(6, -35.0 + 12.0)) != []
+
+
+def test_frames_well_above_the_coupling_are_not_learnt():
+    bench = learnt_bench(echo_db=-35.0, onset_frames=100)
+    bench.run(talk(150, -31.0))  # the user talking on, 4 dB over the echo (under the margin)
+    assert bench.detector.coupling_db == pytest.approx(-15.0, abs=0.2)
+    bench.run(talk(150, -33.0))  # 2 dB over: within what echo does, learnt
+    assert bench.detector.coupling_db == pytest.approx(-13.0, abs=0.2)
+
+
+def test_the_coupling_is_a_high_percentile_of_the_recent_frames():
+    bench = Bench(onset_frames=100, warmup_ms=0, echo_delay_ms=10, confirm_ms=5000,
+                  resume_timeout_ms=10000, initial_coupling_db=30.0)
+    levels = [-40.0 + 0.2 * k for k in range(100)]  # diffs -20 .. -0.2 dB
+    frames = [at_level(f, db) for f, db in zip(talk(100), levels)]
+    bench.run(frames)
+    diffs = sorted(level_db(f) + 20.0 for f in frames)
+    assert bench.detector.coupling_db == pytest.approx(diffs[90], abs=0.01)
+
+
+def test_a_silent_speaker_leaves_nothing_to_mistake_for_the_user():
+    for speaker_db, pauses in ((-100.0, True), (-60.0, True), (-59.0, False)):
+        # the echo comes back 20 dB over the speaker's level: a -40 dB user is under it
+        bench = learnt_bench(echo_db=-15.0, speaker_db=-35.0, initial_coupling_db=20.0)
+        bench.run([ZERO] * 20, speaker_db=speaker_db)  # a pause in the agent's speech
+        decisions = bench.run(talk(6, -40.0), speaker_db=speaker_db)
+        assert any(bench.flags[-6:])
+        assert bool(decisions) is pauses, speaker_db
+
+
+def test_the_gate_is_stricter_during_the_warm_up():
+    def first_pause(warmup_ms: int, extra_db: float) -> int | None:
+        bench = Bench(onset_frames=1, warmup_ms=warmup_ms, warmup_extra_db=extra_db,
+                      gate_margin_db=5.0, initial_coupling_db=-20.0, echo_delay_ms=10,
+                      confirm_ms=5000, resume_timeout_ms=10000)
+        # mic 8 dB over the assumed echo: passes the margin (5), not margin + extra (11)
+        decisions = bench.run(talk(24, -32.0))
+        return decisions[0][0] if decisions else None
+
+    assert first_pause(0, 6.0) in (0, 1)
+    assert first_pause(200, 0.0) in (0, 1)
+    assert first_pause(200, 6.0) in (9, 10, 11)
+    assert first_pause(400, 6.0) in (19, 20, 21)
+    assert first_pause(400, 2.0) in (0, 1)
+
+
+def test_warm_up_starts_again_with_each_response():
+    bench = Bench(onset_frames=1, warmup_ms=90, warmup_extra_db=6.0, gate_margin_db=5.0,
+                  initial_coupling_db=-20.0, echo_delay_ms=10, confirm_ms=5000,
+                  resume_timeout_ms=10000)
+    assert bench.run(talk(12, -40.0)) == []  # echo alone; warm-up is over
+    bench.run([ZERO] * 20, speaker_db=None)  # the agent is silent for 400 ms
+    bench.run([ZERO] * 2)  # a new answer starts
+    # the user 8 dB over the echo: passes the margin (5), not margin + warm-up extra (11)
+    user_db = -20.0 + bench.detector.coupling_db + 8.0
+    assert bench.run(talk(2, user_db)) == []  # 40 and 60 ms into the answer
+    assert bench.run(talk(3, user_db)) != []
+
+
+def delayed_track_bench(echo_delay_ms: int, echo_tail_ms: int = 0) -> Bench:
+    """The speaker was loud until 220 ms ago, then silent."""
+    bench = Bench(onset_frames=1, warmup_ms=0, gate_margin_db=5.0, initial_coupling_db=0.0,
+                  echo_delay_ms=echo_delay_ms, echo_tail_ms=echo_tail_ms, confirm_ms=5000,
+                  resume_timeout_ms=10000)
+    for k in range(20):
+        assert bench.step(ZERO, speaker_db=-10.0 if k < 10 else -100.0) is None
+    return bench
+
+
+def user_pauses(bench: Bench, speaker_db: float) -> bool:
+    """The user (-30 dB) talks for 2 frames, played over ``speaker_db``."""
+    decisions = bench.run(talk(2, -30.0), speaker_db=speaker_db)
+    assert any(bench.flags[-2:])
+    return bool(decisions)
+
+
+def test_a_known_delay_compares_the_mic_with_what_played_one_delay_ago():
+    bench = delayed_track_bench(echo_delay_ms=90)
+    # the speaker is loud again now, but 90 ms ago it was silent: the mic hears the user
+    assert user_pauses(bench, speaker_db=-10.0) is True
+
+
+def test_an_unknown_delay_compares_with_everything_that_may_echo():
+    bench = delayed_track_bench(echo_delay_ms=0)
+    assert user_pauses(bench, speaker_db=-10.0) is False  # the loud last blocks may be echo
+
+
+def test_the_tail_counts_reverberation_of_older_blocks():
+    short = delayed_track_bench(echo_delay_ms=50, echo_tail_ms=0)
+    long = delayed_track_bench(echo_delay_ms=50, echo_tail_ms=250)
+    assert user_pauses(short, speaker_db=-100.0) is True
+    assert user_pauses(long, speaker_db=-100.0) is False
+
+
+# -- measuring the echo delay -----------------------------------------------------------------
+def noise_at(db: float, seed: int) -> np.ndarray:
+    base = np.random.default_rng(seed).normal(0, 3000, 320)
+    return at_level(base, db)
+
+
+def measuring_bench(delay_frames: int | None, frames: int, coupling_db: float = -12.0,
+                    flat: bool = False, seed: int = 1) -> Bench:
+    rng = np.random.default_rng(seed)
+    speaker = list(rng.uniform(-50.0, -10.0, frames + 20))
+    bench = Bench(onset_frames=1000, echo_delay_ms=0, confirm_ms=5000, resume_timeout_ms=10000)
+    for k in range(20):  # the answer started a little before the mic is judged
+        bench.speaker.record(bench.t() - (20 - k) * FRAME, speaker[k], True)
+    unrelated = rng.uniform(-60.0, -20.0, frames)
+    for k in range(frames):
+        if flat:
+            mic_db = -30.0
+        elif delay_frames is None:
+            mic_db = unrelated[k]
+        else:
+            mic_db = speaker[20 + k - delay_frames] + coupling_db
+        bench.step(noise_at(mic_db, k), speaker_db=speaker[20 + k])
+    return bench
+
+
+@pytest.mark.parametrize("delay_frames", [0, 3, 7, 12])
+def test_the_echo_delay_is_measured_from_the_level_tracks(delay_frames):
+    early = measuring_bench(delay_frames, 49)
+    assert early.detector.echo_delay_s == 0.0  # not enough heard yet
+    bench = measuring_bench(delay_frames, 50)
+    assert bench.detector.echo_delay_s == pytest.approx(delay_frames * FRAME)
+
+
+def test_the_measured_delay_is_then_used():
+    bench = measuring_bench(7, 50)
+    assert bench.detector.echo_delay_s == pytest.approx(0.14)
+    # now the loud blocks of the last 100 ms are not what the mic hears: 140 ms ago was silent
+    for k in range(10):
+        bench.step(ZERO, speaker_db=-100.0)
+    for k in range(5):
+        bench.step(ZERO, speaker_db=-10.0)
+    twin = measuring_bench(None, 49)
+    for k in range(10):
+        twin.step(ZERO, speaker_db=-100.0)
+    for k in range(5):
+        twin.step(ZERO, speaker_db=-10.0)
+    user = at_level(VOICED, -30.0)
+    bench.detector.s = BargeInSettings(onset_frames=1, confirm_ms=5000, resume_timeout_ms=10000,
+                                       warmup_ms=0)
+    twin.detector.s = bench.detector.s
+    assert bench.step(user, speaker_db=-10.0) == "pause"
+    assert twin.step(user, speaker_db=-10.0) is None
+
+
+@pytest.mark.parametrize("case", ["unrelated", "flat"])
+def test_no_delay_is_taken_without_a_clear_match(case):
+    bench = measuring_bench(None, 100, flat=(case == "flat"))
+    assert bench.detector.echo_delay_s == 0.0
+
+
+def test_a_configured_delay_is_not_measured():
+    bench = measuring_bench(3, 50)
+    configured = Bench(onset_frames=1000, echo_delay_ms=60)
+    assert configured.detector.echo_delay_s == pytest.approx(0.06)
+    assert bench.detector.echo_delay_s == pytest.approx(0.06)
+
+
+# -- rates webrtcvad does and does not take -----------------------------------------------------
+def resampled(rate: int) -> np.ndarray:
+    from edgevoice.audio.resample import StreamResampler
+    q, q_rate = question()
+    out = np.frombuffer(StreamResampler(q_rate, rate).process(q.tobytes(), True), dtype="<i2")
+    n = rate // 50
+    return out[35 * n:36 * n].copy()
+
+
+@pytest.mark.parametrize("rate", [24000, 48000, 8000])
+def test_speech_is_heard_at_every_wire_rate(rate):
+    bench = Bench(rate=rate, gate=False, onset_frames=2, confirm_ms=5000)
+    frame = resampled(rate)
+    decisions = bench.run([frame] * 4)
+    assert decisions[:1] == [(1, "pause")]
+
+
+def test_a_frame_webrtcvad_cannot_take_is_not_speech():
+    bench = Bench(gate=False, onset_frames=1)
+    odd = VOICED[:100]
+    bench.speaker.record(T0, -20.0, True)
+    assert bench.detector.process(odd.tobytes(), T0 + FRAME) is None
+    assert bench.detector.pauses == 0
