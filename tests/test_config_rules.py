@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 
 import pytest
 
 from edgevoice import config as cfgmod
 from edgevoice.config import SECTIONS, Config, ConfigError, Problem, load, parse, render
 from edgevoice.redact import Secret
+from tests.conftest import ROOT
 
 XUNA = "[xuna]\nagent_id = a1\n"
 
@@ -469,3 +471,59 @@ def test_defaults_match_the_documented_example():
     assert cfg.agent.provider == "xuna" and cfg.agent.history is True
     assert cfg.agent.barge_in is True and cfg.agent.mode == "always-on"
     assert cfg.barge_in.gate is True and cfg.gpio.enabled is False
+
+
+# -- the documentation is the schema -----------------------------------------------------------
+def reference_rows() -> dict[str, dict[str, tuple[str, str]]]:
+    """The README's configuration reference: {section: {key: (default cell, meaning)}}."""
+    text = (ROOT / "README.md").read_text()
+    reference = text.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, dict[str, tuple[str, str]]] = {}
+    section = None
+    for line in reference.splitlines():
+        head = re.match(r"\*\*\[(\w+)\]\*\*", line)
+        if head:
+            section = head.group(1)
+            rows[section] = {}
+            continue
+        row = re.match(r"\| `(\w+)` \| (.*?) \| (.*) \|$", line)
+        if row and section:
+            rows[section][row.group(1)] = (row.group(2), row.group(3))
+    return rows
+
+
+def test_the_readme_reference_shows_every_key_with_its_default_and_meaning():
+    rows = reference_rows()
+    for section, cls in SECTIONS.items():
+        assert set(rows[section]) == {f.name for f in dataclasses.fields(cls)}, section
+        for fld in dataclasses.fields(cls):
+            default = fld.default
+            cell = "" if default in ("", None, ()) else f"`{cfgmod._show(default)}`"
+            meaning = fld.metadata["doc"]
+            if fld.metadata["choices"]:
+                meaning += " One of: " + ", ".join(fld.metadata["choices"]) + "."
+            if fld.metadata["kind"] == "secret":
+                meaning += (f" Or `{fld.name}_file = PATH`, or the systemd credential "
+                            f"`{section}_{fld.name}`.")
+            assert rows[section][fld.name] == (cell, meaning), f"[{section}] {fld.name}"
+
+
+def test_the_example_config_shows_the_defaults():
+    section = None
+    shown = 0
+    for line in (ROOT / "config" / "edgevoice.conf").read_text().splitlines():
+        head = re.match(r"\[(\w+)\]", line)
+        if head:
+            section = head.group(1)
+            continue
+        item = re.match(r"# (\w+) = (.*)$", line)
+        if not item or section not in SECTIONS:
+            continue
+        fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+        if item.group(1) not in fields or fields[item.group(1)].default in ("", None, ()):
+            continue  # an example value, not a default
+        key, raw = item.group(1), item.group(2).strip()
+        cfg = parse(with_key(section, key, raw))
+        assert getattr(getattr(cfg, section), key) == fields[key].default, f"[{section}] {key}"
+        shown += 1
+    assert shown >= 40
