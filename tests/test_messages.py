@@ -107,6 +107,15 @@ def test_config_problem_wording(name, text, expected, tmp_path):
                                                       for e in expected]
 
 
+def test_config_error_wording():
+    with pytest.raises(ConfigError) as info:
+        parse("[xuna]\nagent_id = a\n[log]\nlevel = loud\n[agent]\nhistory = maybe\n", "e.conf")
+    assert str(info.value) == (
+        "e.conf: 2 problem(s) in the config file:\n"
+        "  [log] level: 'loud' is not one of: debug, info, warning, error\n"
+        "  [agent] history: 'maybe' is not yes/no (also on/off, true/false, 1/0)")
+
+
 def test_config_tool_and_file_wording(tmp_path):
     plain = tmp_path / "lights"
     plain.write_text("")
@@ -121,6 +130,7 @@ def test_config_tool_and_file_wording(tmp_path):
                                "config/edgevoice.conf there")
     with pytest.raises(ConfigError) as info:
         load(str(tmp_path))
+    assert info.value.path == str(tmp_path)
     assert [str(p) for p in info.value.problems] == [
         f"[file]: cannot read {tmp_path}: [Errno 21] Is a directory: '{tmp_path}'"]
 
@@ -338,7 +348,7 @@ def test_tool_result_and_log_wording(tmp_path, caplog):
     runner = ToolRunner({"b": program(tmp_path, "b", "echo ok\n"),
                          "a": program(tmp_path, "a", "echo first >&2; echo 'last words' >&2; exit 3\n"),
                          "q": program(tmp_path, "q", "exit 1\n"),
-                         "slow": program(tmp_path, "slow", "exec sleep 30\n"),
+                         "slow": program(tmp_path, "slow", "exec sleep 10\n"),
                          "gone": str(tmp_path / "gone")}, timeout=0.5)
     caplog.set_level(logging.INFO, logger="edgevoice.tools")
     assert runner.run("nope", {}) == ("this device has no tool named nope", True)
@@ -359,8 +369,16 @@ def test_tool_result_and_log_wording(tmp_path, caplog):
 
 def test_tool_submit_wording(tmp_path, caplog):
     gate = tmp_path / "gate"
-    runner = ToolRunner({"w": program(tmp_path, "w", f"while [ ! -e {gate} ]; do sleep 0.02; done\n"),
+    runner = ToolRunner({"w": program(tmp_path, "w", f"i=0\nwhile [ ! -e {gate} ] && [ $i -lt 500 ]; "
+                                                      "do sleep 0.02; i=$((i+1)); done\n"),
                          "e": program(tmp_path, "e", "echo hi\n")}, timeout=30)
+    try:
+        submit_wording(runner, gate, caplog)
+    finally:
+        gate.write_text("")  # whatever failed, no program is left waiting
+
+
+def submit_wording(runner: ToolRunner, gate, caplog) -> None:
     done = threading.Semaphore(0)
     got = []
 

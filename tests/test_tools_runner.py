@@ -118,7 +118,7 @@ def test_a_failing_program_reports_its_status_and_last_error_line(tmp_path, capl
 
 
 def test_a_slow_program_times_out_with_an_error_result(tmp_path):
-    runner = ToolRunner({"slow": program(tmp_path, "slow", "exec sleep 30\n")}, timeout=0.5)
+    runner = ToolRunner({"slow": program(tmp_path, "slow", "exec sleep 10\n")}, timeout=0.5)
     started = time.monotonic()
     output, is_error = runner.run("slow", {})
     assert time.monotonic() - started < 10
@@ -133,9 +133,21 @@ def test_a_program_within_its_time_answers(tmp_path):
 
 def test_the_call_beyond_the_limit_is_refused_at_once_and_the_slots_come_back(tmp_path):
     gate = tmp_path / "gate"
-    waits = program(tmp_path, "waits", f"cat >/dev/null\nwhile [ ! -e {gate} ]; do sleep 0.02; done\n"
-                                       "echo released\n")
+    waits = program(tmp_path, "waits", gated_body(gate, "echo released"))
     runner = ToolRunner({"waits": waits}, timeout=30)
+    try:
+        refused_while_busy(runner, gate)
+    finally:
+        gate.write_text("")  # whatever failed, no program is left waiting
+
+
+def gated_body(gate, then: str) -> str:
+    """A program that waits (10 s at most) until ``gate`` exists, then runs ``then``."""
+    return (f"cat >/dev/null\ni=0\nwhile [ ! -e {gate} ] && [ $i -lt 500 ]; do sleep 0.02; "
+            f"i=$((i+1)); done\n{then}\n")
+
+
+def refused_while_busy(runner: ToolRunner, gate) -> None:
     held = Replies()
     for _ in range(MAX_PARALLEL):
         runner.submit("waits", {}, held)
