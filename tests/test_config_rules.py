@@ -293,6 +293,13 @@ def test_other_providers_keys_are_not_required():
     ("enabled = yes\nled = rgb\nred_pin = 5\ngreen_pin = 5\nblue_pin = 7\n",
      {("gpio", "button_pin")}),
     ("enabled = yes\nled = pwm\nbutton_pin = -1\nled_pin = -1\n", set()),
+    ("enabled = yes\nled = rgb\ngreen_pin = 6\nblue_pin = 7\n", {("gpio", "red_pin")}),
+    ("enabled = yes\nled = rgb\nred_pin = 5\nblue_pin = 7\n", {("gpio", "red_pin")}),
+    ("enabled = yes\nled = rgb\nred_pin = 0\ngreen_pin = 6\nblue_pin = 7\nbutton_pin = 17\n",
+     set()),  # BCM 0 is a pin
+    ("enabled = yes\nled = pwm\nbutton_pin = 0\nled_pin = 0\n", {("gpio", "button_pin")}),
+    ("enabled = yes\nled = none\nbutton_pin = 1\n", set()),
+    ("enabled = yes\nled = pwm\nled_pin = 18\nbutton_pin = 5\nred_pin = 5\n", set()),
 ])
 def test_gpio_pins(gpio, bad):
     text = XUNA + "[gpio]\n" + gpio
@@ -375,12 +382,12 @@ def test_secret_from_credentials_only_when_not_in_the_config(tmp_path, monkeypat
     assert inline.xuna.api_key.reveal() == "inline-secret-4"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
 def test_unreadable_credential_is_a_problem(tmp_path, monkeypatch):
-    (tmp_path / "xuna_api_key").write_text("x")
-    (tmp_path / "xuna_api_key").chmod(0)
+    (tmp_path / "xuna_api_key").symlink_to("/proc/self/mem")  # a file whose read fails (EIO)
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    assert where(XUNA) == {("xuna", "api_key")}
+    [problem] = problems(XUNA)
+    assert (problem.section, problem.key) == ("xuna", "api_key")
+    assert "xuna_api_key" in problem.message
 
 
 # -- loading, printing, reading back ---------------------------------------------------------

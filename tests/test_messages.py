@@ -428,3 +428,12 @@ def test_history_log_wording(tmp_path, caplog):
     folder.append("user", "x", "s")
     assert caplog.records[-1].getMessage() == (
         f"could not write the conversation history to {tmp_path}: Is a directory")
+
+
+def test_credential_wording(tmp_path, monkeypatch):
+    (tmp_path / "xuna_api_key").symlink_to("/proc/self/mem")  # a file whose read fails (EIO)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    with pytest.raises(ConfigError) as info:
+        parse("[xuna]\nagent_id = a\n")
+    assert [str(p) for p in info.value.problems] == [
+        f"[xuna] api_key: cannot read credential {tmp_path}/xuna_api_key: Input/output error"]
