@@ -200,3 +200,29 @@ def test_a_block_larger_than_the_audio_is_padded_with_silence():
     buf.write(b"\x11" * 1000)
     data, n = play(buf, 4000)
     assert n == 1000 and data == b"\x11" * 1000 + bytes(3000)
+
+
+# -- cutting the mic stream into frames ---------------------------------------------------------
+def test_frame_sizes_are_whole_samples_at_any_rate():
+    from edgevoice.audio.frames import frame_bytes, frame_samples
+    assert [frame_samples(r) for r in (8000, 16000, 24000, 44100, 11025)] == [160, 320, 480, 882, 220]
+    assert all(type(frame_samples(r)) is int for r in (16000, 11025))
+    assert frame_bytes(11025) == 440 and type(frame_bytes(16000)) is int
+
+
+def test_a_whole_frame_read_passes_through_uncopied():
+    from edgevoice.audio.frames import Framer
+    framer = Framer(4)
+    chunk = b"abcd"
+    assert framer.push(chunk)[0] is chunk  # the 20 ms path: no allocation
+
+
+def test_a_whole_frame_after_a_partial_one_keeps_the_order():
+    from edgevoice.audio.frames import Framer
+    framer = Framer(4)
+    assert list(framer.push(b"ab")) == []
+    assert list(framer.push(b"cdef")) == [b"abcd"]
+    assert list(framer.push(b"gh")) == [b"efgh"]
+    framer.push(b"x")
+    framer.reset()
+    assert list(framer.push(b"1234")) == [b"1234"]
