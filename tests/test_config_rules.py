@@ -534,3 +534,37 @@ def test_the_example_config_shows_the_defaults():
         assert getattr(getattr(cfg, section), key) == fields[key].default, f"[{section}] {key}"
         shown += 1
     assert shown >= 40
+
+
+def test_a_default_section_is_just_an_unknown_section():
+    # configparser's [DEFAULT] would otherwise copy its keys into every section
+    assert where("[DEFAULT]\nx = 1\n" + XUNA) == {("DEFAULT", "")}
+
+
+def test_percent_signs_are_kept_as_written():
+    cfg = parse(XUNA.replace("a1\n", "a1\nprompt = 100% sure, %(name)s and %%\n"))
+    assert cfg.xuna.prompt == "100% sure, %(name)s and %%"
+
+
+def test_syntax_problems_have_no_key():
+    for text in ("x = 1\n[xuna]\n", "[xuna]\nagent_id = a\nfoo\n"):
+        [problem] = problems(text)
+        assert (problem.section, problem.key) == ("?", "")
+
+
+def test_a_relative_secret_file_of_text_without_a_path_is_found_from_here(tmp_path, monkeypatch):
+    (tmp_path / "k").write_text("relative-secret-7\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = parse(XUNA.replace("a1\n", "a1\napi_key_file = k\n"))  # path "<config>"
+    assert cfg.xuna.api_key.reveal() == "relative-secret-7"
+    assert cfg.xuna.api_key.source == f"file {tmp_path}/k"
+
+
+def test_credentials_reach_sections_the_file_does_not_have(tmp_path, monkeypatch):
+    (tmp_path / "voiceapi_api_key").write_text("cred-secret-8\n")
+    (tmp_path / "navtalk_license").symlink_to("/proc/self/mem")  # unreadable
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    [problem] = problems(XUNA)
+    assert (problem.section, problem.key) == ("navtalk", "license")
+    (tmp_path / "navtalk_license").unlink()
+    assert parse(XUNA).voiceapi.api_key.reveal() == "cred-secret-8"
