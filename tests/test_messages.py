@@ -437,3 +437,14 @@ def test_credential_wording(tmp_path, monkeypatch):
         parse("[xuna]\nagent_id = a\n")
     assert [str(p) for p in info.value.problems] == [
         f"[xuna] api_key: cannot read credential {tmp_path}/xuna_api_key: Input/output error"]
+
+
+def test_long_values_are_cut_in_messages():
+    [notice] = provider("xuna").decode(json.dumps({"type": "t" * 100}))
+    assert notice.text == "ignoring message type '" + "t" * 40 + "'"
+    meta = {"type": "conversation_initiation_metadata",
+            "conversation_initiation_metadata_event": {"agent_output_audio_format": "f" * 100}}
+    assert provider("xuna").decode(json.dumps(meta))[0].text.startswith(
+        "agent output format '" + "f" * 30 + "' is not PCM")
+    [notice] = provider("xuna").decode(json.dumps({"type": "error", "m": "e" * 400}))
+    assert notice.text == "server reported an error: " + str({"type": "error", "m": "e" * 400})[:200]

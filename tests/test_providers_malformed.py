@@ -620,3 +620,10 @@ def test_napster_function_calls_nested_or_flat():
     only(p.decode(msg(event="function_implicitly_called", data={"call_id": 1, "name": 2})), Malformed)
     (out,) = p.tool_result(ToolCall("3", "f", {}), "ok", False)
     assert json.loads(out) == {"type": "send_function_output", "data": {"call_id": "3", "output": "ok"}}
+
+
+def test_xuna_url_query_keeps_blank_values_and_the_api_url_loses_only_slashes():
+    plan = xuna("url = wss://h.example/conv?flag=&region=eu\n").connect_plan(None)
+    assert plan.url == "wss://h.example/conv?flag=&region=eu&agent_id=ag+42"
+    req = xuna("api_key = xk-secret-1\napi_url = https://h.example/baseX\n").bootstrap_request()
+    assert req.url.startswith("https://h.example/baseX/v1/convai/")
