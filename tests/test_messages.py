@@ -448,3 +448,8 @@ def test_long_values_are_cut_in_messages():
         "agent output format '" + "f" * 30 + "' is not PCM")
     [notice] = provider("xuna").decode(json.dumps({"type": "error", "m": "e" * 400}))
     assert notice.text == "server reported an error: " + str({"type": "error", "m": "e" * 400})[:200]
+
+
+def test_garbage_is_quoted_up_to_60_characters():
+    [event] = provider("xuna").decode("g" * 100)
+    assert event.reason == "not JSON: '" + "g" * 60 + "'"

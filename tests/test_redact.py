@@ -134,3 +134,27 @@ def test_the_log_formatter_scrubs_messages_arguments_and_tracebacks():
 
 def test_the_mask_is_three_stars():
     assert MASK == "***" and redact._MIN_SECRET_LEN == 4
+
+
+def test_a_secret_from_the_config_is_never_forgotten():
+    value = fresh("cfg")
+    Secret(value)
+    for _ in range(100):
+        register(fresh())
+    assert scrub(value) == MASK
+
+
+def test_different_secrets_hash_apart():
+    assert hash(Secret(fresh())) != hash(Secret(fresh()))
+
+
+def test_a_secret_inside_a_longer_one_does_not_leave_the_rest_showing():
+    inner = "zz" + fresh()
+    outer = "aa-" + inner + "-tail"
+    register(inner)
+    register(outer)
+    assert scrub(f"<{outer}>") == f"<{MASK}>"
+
+
+def test_a_password_with_an_at_sign_is_removed_whole():
+    assert redact_url("wss://user:p@ss@h.example/p?x=1") == "wss://h.example/p?x=***"
