@@ -226,3 +226,16 @@ def test_a_whole_frame_after_a_partial_one_keeps_the_order():
     framer.push(b"x")
     framer.reset()
     assert list(framer.push(b"1234")) == [b"1234"]
+
+
+def test_underruns_add_up_and_a_chunk_too_small_to_store_is_not_one(clock):
+    buf = PlaybackBuffer(1000)
+    buf.write(bytes(20), "r")
+    play(buf, 40)  # dry
+    assert buf.write(b"x", "r") == 0  # nothing stored: not audio arriving, not an underrun
+    assert buf.underruns == 0
+    buf.write(bytes(20), "r")
+    assert buf.underruns == 1
+    play(buf, 40)  # dry again
+    buf.write(bytes(20), "r")
+    assert buf.underruns == 2
