@@ -170,3 +170,18 @@ def test_compaction_keeps_whole_lines_newest_last(tmp_path):
         assert len(texts) == raw.count(b"\n") and texts[-1].startswith(f"{i:03d}")
         assert texts == sorted(texts)
     assert len(texts) >= 5
+
+
+def test_write_failures_are_logged_once_per_five_minutes(tmp_path, caplog, monkeypatch):
+    from edgevoice import logsetup
+    now = [5000.0]
+    monkeypatch.setattr(logsetup, "time", type("Clock", (), {"monotonic": staticmethod(lambda: now[0])}))
+    history = History(tmp_path, 4096)  # a folder where the file should be: every write fails
+    caplog.set_level(logging.WARNING, logger="edgevoice.history")
+    history.append("user", "a", "s")
+    now[0] += 299.0
+    history.append("user", "b", "s")
+    assert len(caplog.records) == 1
+    now[0] += 1.5
+    history.append("user", "c", "s")
+    assert len(caplog.records) == 2 and "1 more" in caplog.records[-1].getMessage()

@@ -453,3 +453,19 @@ def test_long_values_are_cut_in_messages():
 def test_garbage_is_quoted_up_to_60_characters():
     [event] = provider("xuna").decode("g" * 100)
     assert event.reason == "not JSON: '" + "g" * 60 + "'"
+
+
+def test_voiceapi_wording_of_edge_cases():
+    p = provider("voiceapi")
+    [ended] = p.decode(json.dumps({"type": "session_ended", "reason": "r" * 100}))
+    assert ended.outcome.reason == "session ended: " + "r" * 60
+    [notice] = p.decode(json.dumps({"type": "error", "code": "C" * 100, "message": "m" * 300}))
+    assert notice.text == "server error " + "C" * 40 + ": " + "m" * 200
+    [notice] = p.decode(json.dumps({"type": "error", "code": "OTHER"}))
+    assert notice.text == "server error OTHER: "
+    [notice] = p.decode(json.dumps({"type": "t" * 100}))
+    assert notice.text == "ignoring message type '" + "t" * 40 + "'"
+    with pytest.raises(SessionFailed) as info:
+        p.connect_plan(HttpResponse(401, None))
+    assert info.value.outcome.reason == ("session token request rejected with HTTP 401: the "
+                                         "[voiceapi] api_key is wrong")

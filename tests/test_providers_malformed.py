@@ -627,3 +627,16 @@ def test_xuna_url_query_keeps_blank_values_and_the_api_url_loses_only_slashes():
     assert plan.url == "wss://h.example/conv?flag=&region=eu&agent_id=ag+42"
     req = xuna("api_key = xk-secret-1\napi_url = https://h.example/baseX\n").bootstrap_request()
     assert req.url.startswith("https://h.example/baseX/v1/convai/")
+
+
+def test_voiceapi_plan_has_no_extra_headers_and_only_slashes_leave_the_api_url():
+    plan = voiceapi().connect_plan(HttpResponse(200, {"token": "T-1", "ws_url": "wss://h/ws"}))
+    assert plan.headers == {}
+    from edgevoice.providers.voiceapi import VoiceApiProvider
+    s = parse("[xuna]\nagent_id = a\n[voiceapi]\napi_url = https://v.example/rootX\n").voiceapi
+    assert VoiceApiProvider(s).bootstrap_request().url == "https://v.example/rootX/api/v1/sdk/token"
+
+
+def test_voiceapi_a_session_end_reason_that_is_not_text():
+    ended = only(voiceapi().decode(msg(type="session_ended", reason=[1, 2])), Ended)
+    assert ended.outcome.retry == "soon"
