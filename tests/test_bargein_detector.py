@@ -513,3 +513,121 @@ def test_a_frame_webrtcvad_cannot_take_is_not_speech():
     bench.speaker.record(T0, -20.0, True)
     assert bench.detector.process(odd.tobytes(), T0 + FRAME) is None
     assert bench.detector.pauses == 0
+
+
+# -- more edges the mutants found ---------------------------------------------------------------
+def test_speaker_history_edges():
+    levels = SpeakerLevels(seconds=0.32, block_s=0.02)  # 16 blocks
+    for k in range(3):
+        levels.record(float(k), -float(k), True)
+    assert list(levels.snapshot()[0]) == [0.0, 1.0, 2.0]  # fewer than held: all of them
+    for k in range(3, 20):
+        levels.record(float(k), -float(k), True)
+    assert levels.max_db(4.0, 4.01) == -4.0  # the oldest block still held
+    assert levels.max_db(3.0, 3.01) == SILENCE_DB  # gone
+    wide = SpeakerLevels(block_s=0.5)
+    wide.record(11.0, -40.0, True)
+    wide.record(11.5, -20.0, True)
+    assert wide.max_db(11.2, 11.5) == -20.0  # a block starting right at the end counts
+
+
+def test_counters_add_up():
+    bench = Bench(gate=False, onset_frames=1, confirm_ms=40, resume_timeout_ms=10000)
+    for _ in range(2):
+        bench.new_response()
+        assert [d for _, d in bench.run(talk(3))][:2] == ["pause", "flush"]
+    assert bench.detector.flushes == 2 and bench.detector.pauses == 2
+    resumes = Bench(gate=False, onset_frames=2, confirm_ms=5000, resume_timeout_ms=100,
+                    silence_to_resume_ms=60)
+    decisions = resumes.run((talk(2) + [ZERO] * 15) * 2)
+    assert [d for _, d in decisions] == ["pause", "resume", "pause", "resume"]
+    assert resumes.detector.false_barge_ins == 2
+    confirmed = Bench(gate=False, onset_frames=1, confirm_ms=5000, resume_timeout_ms=10000)
+    for _ in range(2):
+        confirmed.new_response()
+        confirmed.run(talk(1))
+        confirmed.confirmed()
+    assert confirmed.detector.flushes == 2
+
+
+def test_after_a_resume_the_count_starts_from_zero():
+    bench = Bench(gate=False, onset_frames=3, confirm_ms=5000, resume_timeout_ms=100,
+                  silence_to_resume_ms=60)
+    frames = talk(3)
+    for frame in frames:
+        bench.step(frame)
+    for _ in range(40):  # quiet until it resumes, then talk at once
+        frames.append(ZERO)
+        if bench.step(ZERO) == "resume":
+            break
+    for frame in talk(4):
+        frames.append(frame)
+        bench.step(frame)
+    expected = expected_decisions(bench.flags, bench.settings, True)
+    assert [d for _, d in expected] == ["pause", "resume", "pause"]
+    replay = Bench(gate=False, onset_frames=3, confirm_ms=5000, resume_timeout_ms=100,
+                   silence_to_resume_ms=60)
+    assert replay.run(frames) == expected
+
+
+def test_while_the_agent_is_silent_the_count_stays_at_zero():
+    bench = Bench(gate=False, onset_frames=3, confirm_ms=5000)
+    assert bench.step(ZERO, speaker_db=None) is None  # nothing playing: not judged
+    assert bench.run(talk(3)) == [(2, "pause")]
+    assert bench.flags[-3:] == [True, True, True]
+
+
+def test_speech_at_a_rate_webrtcvad_does_not_take_is_averaged_down():
+    bench = Bench(rate=40000, gate=False, onset_frames=2, confirm_ms=5000)
+    frame = resampled(40000)
+    assert bench.run([frame] * 4)[:1] == [(1, "pause")]
+
+
+def test_the_coupling_follows_the_last_two_seconds():
+    bench = learnt_bench(echo_db=-35.0, frames=100, onset_frames=1000)
+    assert bench.detector.coupling_db == pytest.approx(-15.0, abs=0.2)
+    bench.run(talk(100, -45.0))  # the speaker moved away: the echo is 10 dB weaker
+    assert bench.detector.coupling_db == pytest.approx(-25.0, abs=0.2)
+
+
+def test_from_the_25th_frame_on_the_user_is_not_learnt():
+    bench = learnt_bench(echo_db=-35.0, frames=25, onset_frames=1000)
+    assert bench.detector.coupling_db == pytest.approx(-15.0, abs=0.2)
+    bench.run(talk(1, -25.0))  # 10 dB over: the user, not echo
+    assert bench.detector.coupling_db == pytest.approx(-15.0, abs=0.2)
+
+
+def test_a_configured_delay_of_one_millisecond_is_taken_as_given():
+    bench = Bench(onset_frames=1000, echo_delay_ms=1)
+    assert bench.detector.echo_delay_s == pytest.approx(0.001)
+    rng = np.random.default_rng(3)
+    levels = list(rng.uniform(-50.0, -10.0, 80))
+    for k in range(60):
+        bench.step(noise_at(levels[k] - 12.0, k), speaker_db=levels[k + 5 if k + 5 < 80 else k])
+    assert bench.detector.echo_delay_s == pytest.approx(0.001)
+
+
+def test_the_tail_is_in_milliseconds():
+    short = delayed_track_bench(echo_delay_ms=50, echo_tail_ms=100)
+    assert user_pauses(short, speaker_db=-100.0) is True  # the loud blocks ended 150 ms before
+
+
+def test_an_unknown_delay_looks_back_240_ms_and_one_frame():
+    bench = delayed_track_bench(echo_delay_ms=0)
+    bench.step(ZERO, speaker_db=-100.0)
+    # the last loud block ended 240 ms before this frame began: still a possible echo
+    decision = bench.step(at_level(SPEECH[2], -30.0), speaker_db=-100.0)
+    assert bench.flags[-1] is True and decision is None
+
+
+def test_a_delay_is_measured_from_level_tracks_that_vary_only_a_little():
+    rng = np.random.default_rng(5)
+    frames = 50
+    speaker = list(rng.uniform(-30.0, -18.0, frames + 20))  # about 3.5 dB of spread
+    bench = Bench(onset_frames=1000, echo_delay_ms=0, confirm_ms=5000, resume_timeout_ms=10000)
+    for k in range(20):
+        bench.speaker.record(bench.t() - (20 - k) * FRAME, speaker[k], True)
+    for k in range(frames):
+        bench.step(noise_at(speaker[20 + k - 4] - 12.0, k), speaker_db=speaker[20 + k])
+    assert 3.0 < float(np.std(speaker)) < 4.0
+    assert bench.detector.echo_delay_s == pytest.approx(4 * FRAME)
