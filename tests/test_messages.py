@@ -469,3 +469,16 @@ def test_voiceapi_wording_of_edge_cases():
         p.connect_plan(HttpResponse(401, None))
     assert info.value.outcome.reason == ("session token request rejected with HTTP 401: the "
                                          "[voiceapi] api_key is wrong")
+
+
+def test_navtalk_wording_of_edge_cases():
+    p = provider("navtalk")
+    [event] = p.decode(json.dumps({
+        "type": "realtime.conversation.item.input_audio_transcription.completed"}))
+    assert event.reason == ("realtime.conversation.item.input_audio_transcription.completed "
+                            "without content")
+    [notice] = p.decode(json.dumps({"type": "realtime." + "x" * 100}))
+    assert notice.text == "ignoring event '" + ("realtime." + "x" * 100)[:60] + "'"
+    [notice] = p.decode(json.dumps({"type": "conversation.connected.warning", "message": "w" * 300}))
+    assert notice.text == "navtalk warning: " + "w" * 200
+    assert p.connect_plan(None).headers == {}
