@@ -482,3 +482,30 @@ def test_navtalk_wording_of_edge_cases():
     [notice] = p.decode(json.dumps({"type": "conversation.connected.warning", "message": "w" * 300}))
     assert notice.text == "navtalk warning: " + "w" * 200
     assert p.connect_plan(None).headers == {}
+
+
+def test_napster_wording_of_edge_cases():
+    p = provider("napster")
+    with pytest.raises(SessionFailed) as info:
+        p.connect_plan(None)
+    assert info.value.outcome.reason == "session connection request failed with HTTP 0"
+    tok = base64.b64encode(json.dumps({"url": "wss://h", "authToken": "A"}).encode()).decode()
+    assert p.connect_plan(HttpResponse(200, {"token": tok})).note == "napster connection (no id)"
+    agent = provider("napster-agent")
+    plan = agent.connect_plan(HttpResponse(200, {"token": tok, "connection": {"id": "c7"}}))
+    assert plan.note == "napster connection c7 to Omniagent ag1"
+    cases = [
+        ({"event": "talk_state_changed", "data": {"state": "s" * 50}}, "agent talk state " + "s" * 20),
+        ({"event": "avatar_state_changed", "data": {"state": "s" * 50}}, "agent state " + "s" * 20),
+        ({"event": "function_call_timeout", "data": {"name": "fname"}},
+         "the agent stopped waiting for function call fname (napster allows 10 s)"),
+        ({"event": "function_call_timeout", "data": {"call_id": "c" * 100}},
+         "the agent stopped waiting for function call " + "c" * 64 + " (napster allows 10 s)"),
+        ({"event": "error", "data": {"message": "e" * 300}}, "server error: " + "e" * 200),
+        ({"event": "e" * 100}, "ignoring event '" + "e" * 40 + "'"),
+        ({"event": "message_received", "data": {"action": "failed", "reason": "r" * 200}},
+         "agent response failed: " + "r" * 120),
+    ]
+    for message, text in cases:
+        [notice] = p.decode(json.dumps(message))
+        assert notice.text == text

@@ -640,3 +640,14 @@ def test_voiceapi_plan_has_no_extra_headers_and_only_slashes_leave_the_api_url()
 def test_voiceapi_a_session_end_reason_that_is_not_text():
     ended = only(voiceapi().decode(msg(type="session_ended", reason=[1, 2])), Ended)
     assert ended.outcome.retry == "soon"
+
+
+def test_napster_omniagent_body_request_and_token_quoting():
+    s = settings("companion_id = c\ntags = a, b\n")
+    assert agent_body(s)["tags"] == ["a", "b"]
+    req = napster("agent_id = ag1\n").bootstrap_request()
+    assert req.method == "POST"
+    assert req.headers == {"X-Api-Key": "nk-secret-1", "Content-Type": "application/json"}
+    tok = token({"url": "wss://h.example/ws", "token": "a/b+c"})
+    plan = napster().connect_plan(HttpResponse(200, {"token": tok}))
+    assert plan.url == "wss://h.example/ws?token=a%2Fb%2Bc" and plan.first_messages == ()
