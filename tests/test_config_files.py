@@ -212,3 +212,9 @@ def test_credentials_reach_sections_the_file_does_not_have(tmp_path, monkeypatch
     assert (problem.section, problem.key) == ("navtalk", "license")
     (tmp_path / "navtalk_license").unlink()
     assert parse(XUNA).voiceapi.api_key.reveal() == "cred-secret-8"
+
+
+def test_the_config_knows_its_file():
+    cfg = parse(XUNA, "/etc/edgevoice/edgevoice.conf")
+    assert cfg.path == "/etc/edgevoice/edgevoice.conf"
+    assert render(cfg).startswith("# effective configuration of /etc/edgevoice/edgevoice.conf\n")
