@@ -58,7 +58,8 @@ def _request(method: str, url: str, settings, body: dict, what: str,
     return resp
 
 
-def create_agent(config, name: str | None, dry_run: bool, out=sys.stdout) -> int:
+def create_agent(config, name: str | None, dry_run: bool, out=None) -> int:
+    out = out if out is not None else sys.stdout  # looked up now: tests and callers swap it
     s = config.napster
     if not s.companion_id:
         print("[napster] companion_id is not set: the agent is built from the per-session "
@@ -89,7 +90,8 @@ def create_agent(config, name: str | None, dry_run: bool, out=sys.stdout) -> int
     return 0
 
 
-def update_agent(config, name: str | None, dry_run: bool, out=sys.stdout) -> int:
+def update_agent(config, name: str | None, dry_run: bool, out=None) -> int:
+    out = out if out is not None else sys.stdout
     s = config.napster
     if not s.agent_id:
         print("[napster] agent_id is not set: create the agent first "

@@ -1,0 +1,215 @@
+"""The [tools] runner's paths: arguments in, output out, every way a program can fail, and
+the limit on programs running at once (the fifth call is refused at once, never queued)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import pytest
+
+from edgevoice import tools
+from edgevoice.tools import MAX_OUTPUT_CHARS, MAX_PARALLEL, ToolRunner
+
+
+def program(tmp_path, name: str, body: str, mode: int = 0o755) -> str:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(mode)
+    return str(path)
+
+
+class Replies:
+    """Collects ``reply(output, is_error)`` calls from the tool threads."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, bool, str]] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, output: str, is_error: bool) -> None:
+        with self._cond:
+            self.got.append((output, is_error, threading.current_thread().name))
+            self._cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[str, bool, str]]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.got) >= count, timeout), self.got
+            return list(self.got)
+
+
+@pytest.mark.parametrize("arguments", [{"room": "kitchen", "level": 3}, [1, "two"], "plain", 7,
+                                       {"text": "grüß dich ☃"}])
+def test_arguments_reach_the_program_as_json_on_stdin(tmp_path, arguments):
+    runner = ToolRunner({"echo": program(tmp_path, "echo", "cat\n")}, timeout=10)
+    output, is_error = runner.run("echo", arguments)
+    assert is_error is False
+    assert json.loads(output) == arguments
+
+
+def test_output_is_trimmed_and_capped(tmp_path):
+    runner = ToolRunner({
+        "pad": program(tmp_path, "pad", "printf '\\n  21.5 C \\n\\n'\n"),
+        "big": program(tmp_path, "big", "head -c 50000 /dev/zero | tr '\\0' x\n"),
+        "empty": program(tmp_path, "empty", "exit 0\n"),
+        "bytes": program(tmp_path, "bytes", "printf 'ok \\377 done'\n")}, timeout=10)
+    assert runner.run("pad", {}) == ("21.5 C", False)
+    output, is_error = runner.run("big", {})
+    assert is_error is False and output == "x" * MAX_OUTPUT_CHARS
+    assert runner.run("empty", {}) == ("", False)
+    output, is_error = runner.run("bytes", {})  # not UTF-8: replaced, not an exception
+    assert is_error is False and output.startswith("ok ") and output.endswith(" done")
+
+
+def test_unknown_name_is_an_error_result_and_runs_nothing(tmp_path, caplog):
+    marker = tmp_path / "ran"
+    runner = ToolRunner({"lights": program(tmp_path, "lights", f"touch {marker}\n")}, timeout=5)
+    with caplog.at_level(logging.WARNING, logger="edgevoice.tools"):
+        output, is_error = runner.run("../lights", {})
+    assert is_error is True and "../lights" in output
+    assert not marker.exists()
+    assert any("lights" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    empty = ToolRunner({}, timeout=5)
+    output, is_error = empty.run("x", {})
+    assert is_error is True and "x" in output
+
+
+@pytest.mark.parametrize("kind", ["missing", "not executable", "not a program", "a folder"])
+def test_a_program_that_cannot_start_is_an_error_result(tmp_path, kind, caplog):
+    if kind == "missing":
+        path = str(tmp_path / "gone")
+    elif kind == "not executable":
+        path = program(tmp_path, "plain", "echo hi\n", mode=0o644)
+    elif kind == "not a program":
+        path = str(tmp_path / "junk")
+        (tmp_path / "junk").write_bytes(b"\x00\x01\x02 not a program")
+        (tmp_path / "junk").chmod(0o755)
+    else:
+        path = str(tmp_path)
+    runner = ToolRunner({"t": path}, timeout=5)
+    with caplog.at_level(logging.WARNING, logger="edgevoice.tools"):
+        output, is_error = runner.run("t", {"a": 1})
+    assert is_error is True and output.startswith("t ") and "start" in output
+    assert any(r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_a_failing_program_reports_its_status_and_last_error_line(tmp_path, caplog):
+    runner = ToolRunner({
+        "fails": program(tmp_path, "fails", "echo out; echo first >&2; echo 'last words' >&2; "
+                                            "exit 3\n"),
+        "quiet": program(tmp_path, "quiet", "echo partial; exit 1\n"),
+        "long": program(tmp_path, "long", "head -c 1000 /dev/zero | tr '\\0' e >&2; exit 2\n"),
+        "signal": program(tmp_path, "signal", "kill -9 $$\n")}, timeout=10)
+    with caplog.at_level(logging.WARNING, logger="edgevoice.tools"):
+        output, is_error = runner.run("fails", {})
+    assert is_error is True
+    assert "3" in output and "last words" in output and "first" not in output
+    assert "out" not in output.replace("(exit", "")
+    assert any(r.levelno == logging.WARNING and "fails" in r.getMessage()
+               for r in caplog.records)
+    output, is_error = runner.run("quiet", {})
+    assert is_error is True and "1" in output and "partial" not in output
+    assert output == output.strip()
+    output, is_error = runner.run("long", {})
+    assert (output, is_error) == ("long failed (exit status 2) " + "e" * 200, True)
+    output, is_error = runner.run("signal", {})
+    assert is_error is True and "-9" in output
+
+
+def test_a_slow_program_times_out_with_an_error_result(tmp_path):
+    runner = ToolRunner({"slow": program(tmp_path, "slow", "exec sleep 10\n")}, timeout=0.5)
+    started = time.monotonic()
+    output, is_error = runner.run("slow", {})
+    assert time.monotonic() - started < 10
+    assert is_error is True and "slow" in output and "0.5" in output
+
+
+def test_a_program_within_its_time_answers(tmp_path):
+    runner = ToolRunner({"ok": program(tmp_path, "ok", "echo done\n")}, timeout=5.0)
+    assert runner.timeout == 5.0
+    assert runner.run("ok", None) == ("done", False)
+
+
+def test_the_call_beyond_the_limit_is_refused_at_once_and_the_slots_come_back(tmp_path):
+    gate = tmp_path / "gate"
+    waits = program(tmp_path, "waits", gated_body(gate, "echo released"))
+    runner = ToolRunner({"waits": waits}, timeout=30)
+    try:
+        refused_while_busy(runner, gate)
+    finally:
+        gate.write_text("")  # whatever failed, no program is left waiting
+
+
+def gated_body(gate, then: str) -> str:
+    """A program that waits (10 s at most) until ``gate`` exists, then runs ``then``."""
+    return (f"cat >/dev/null\ni=0\nwhile [ ! -e {gate} ] && [ $i -lt 500 ]; do sleep 0.02; "
+            f"i=$((i+1)); done\n{then}\n")
+
+
+def refused_while_busy(runner: ToolRunner, gate) -> None:
+    held = Replies()
+    for _ in range(MAX_PARALLEL):
+        runner.submit("waits", {}, held)
+    refused = Replies()
+    runner.submit("waits", {}, refused)
+    # refused on the calling thread, before submit returned: the receive thread never waits
+    assert len(refused.got) == 1
+    output, is_error, thread = refused.got[0]
+    assert is_error is True and thread == threading.current_thread().name
+    assert str(MAX_PARALLEL) in output and "waits" in output
+    assert held.got == []
+    gate.write_text("")
+    assert sorted(r[:2] for r in held.wait_for(MAX_PARALLEL)) == [("released", False)] * MAX_PARALLEL
+    # every slot is free again (each thread frees its slot just after replying)
+    again = Replies()
+    deadline = time.monotonic() + 10
+    while True:
+        probe = Replies()
+        runner.submit("waits", {}, probe)
+        got = probe.wait_for(1)
+        if got[0][:2] == ("released", False):
+            break
+        assert time.monotonic() < deadline, got
+    for _ in range(MAX_PARALLEL - 1):
+        runner.submit("waits", {}, again)
+    assert [r[:2] for r in again.wait_for(MAX_PARALLEL - 1)] == [("released", False)] * (
+        MAX_PARALLEL - 1)
+
+
+def test_submit_answers_even_when_the_call_cannot_be_run(tmp_path, caplog):
+    runner = ToolRunner({"echo": program(tmp_path, "echo", "cat\n")}, timeout=5)
+    replies = Replies()
+    with caplog.at_level(logging.ERROR, logger="edgevoice.tools"):
+        runner.submit("echo", {"x": object()}, replies)  # arguments that are not JSON
+        [(output, is_error, thread)] = replies.wait_for(1)
+    assert is_error is True and "echo" in output and "TypeError" in output
+    assert thread == "edgevoice-tool"
+    runner.submit("nope", {}, replies)
+    assert replies.wait_for(2)[1][:2] == ("this device has no tool named nope", True)
+
+
+def test_a_reply_that_fails_does_not_keep_its_slot(tmp_path, caplog):
+    runner = ToolRunner({"echo": program(tmp_path, "echo", "echo hi\n")}, timeout=5)
+    calls = Replies()
+
+    def broken_reply(output: str, is_error: bool) -> None:
+        calls(output, is_error)
+        raise RuntimeError("the socket is gone")
+
+    with caplog.at_level(logging.ERROR, logger="edgevoice.tools"):
+        for round_ in range(MAX_PARALLEL * 2):
+            deadline = time.monotonic() + 10
+            while True:  # a slot frees just after the reply; wait for it, never forever
+                before = len(calls.got)
+                runner.submit("echo", {}, broken_reply)
+                got = calls.wait_for(before + 1)
+                if got[-1][:2] == ("hi", False):
+                    break
+                assert time.monotonic() < deadline, got
+    assert any("answering the agent failed" in r.getMessage() or r.exc_info
+               for r in caplog.records)
+
+
+def test_limits_are_what_the_docs_say():
+    assert MAX_PARALLEL == 4 and tools.MAX_OUTPUT_CHARS == 16_000
