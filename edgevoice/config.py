@@ -466,7 +466,7 @@ def _read_secret(section: str, name: str, items: dict[str, str], base: Path,
     cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
     if cred_dir:
         cred = Path(cred_dir) / f"{section}_{name}"
-        if os.path.lexists(cred):
+        if os.path.lexists(cred) and not cred.is_dir():  # a folder is no credential
             try:
                 value = read_small_file(cred, MAX_SECRET_BYTES).strip()
             except (OSError, UnicodeDecodeError) as exc:

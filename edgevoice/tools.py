@@ -54,8 +54,10 @@ class ToolRunner:
             return f"this device has no tool named {name}", True
         try:
             payload = json.dumps(arguments).encode("utf-8", "replace")
-        except (TypeError, ValueError, RecursionError):
-            payload = b"{}"
+        except (TypeError, ValueError, RecursionError) as exc:
+            log.warning("the agent called %s with arguments that cannot be encoded as JSON "
+                        "(%s); not run", name, type(exc).__name__)
+            return f"{name} not run: its arguments are not JSON ({type(exc).__name__})", True
         if len(payload) > MAX_ARGUMENT_BYTES:
             log.warning("the agent called %s with %d bytes of arguments (limit %d); not run",
                         name, len(payload), MAX_ARGUMENT_BYTES)

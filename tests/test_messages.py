@@ -129,7 +129,7 @@ def test_config_tool_and_file_wording(tmp_path):
         load(str(tmp_path))
     assert info.value.path == str(tmp_path)
     assert [str(p) for p in info.value.problems] == [
-        f"[file]: cannot read {tmp_path}: [Errno 21] Is a directory: '{tmp_path}'"]
+        f"[file]: cannot read {tmp_path}: not a regular file (a FIFO, device or folder)"]
 
 
 # -- what each dialect makes of a server's message ----------------------------------------
@@ -164,7 +164,7 @@ DECODED = [
     ('xuna', b'\x00\x01',
      [('Malformed', 'unexpected binary message of 2 bytes')]),
     ('xuna', 'not json',
-     [('Malformed', "not JSON: 'not json'")]),
+     [('Malformed', "not JSON (Expecting value: line 1 column 1 (char 0): 'not json'")]),
     ('xuna', '[1]',
      [('Malformed', 'JSON but not an object: list')]),
     ('xuna', '{"type":"audio"}',
@@ -342,7 +342,8 @@ def test_long_values_are_cut_in_messages():
 
 def test_garbage_is_quoted_up_to_60_characters():
     [event] = provider("xuna").decode("g" * 100)
-    assert event.reason == "not JSON: '" + "g" * 60 + "'"
+    assert event.reason == ("not JSON (Expecting value: line 1 column 1 (char 0): '"
+                            + "g" * 60 + "'")
 
 
 def test_voiceapi_wording_of_edge_cases():

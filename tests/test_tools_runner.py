@@ -183,7 +183,7 @@ def test_submit_answers_even_when_the_call_cannot_be_run(tmp_path, caplog):
     with caplog.at_level(logging.ERROR, logger="edgevoice.tools"):
         runner.submit("echo", {"x": object()}, replies)  # arguments that are not JSON
         [(output, is_error, thread)] = replies.wait_for(1)
-    assert is_error is True and "echo" in output and "TypeError" in output
+    assert (output, is_error) == ("echo not run: its arguments are not JSON (TypeError)", True)
     assert thread == "edgevoice-tool"
     runner.submit("nope", {}, replies)
     assert replies.wait_for(2)[1][:2] == ("this device has no tool named nope", True)
