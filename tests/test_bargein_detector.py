@@ -59,6 +59,7 @@ class Bench:
         self.i = 0
         self.playing = True
         self.flags: list[bool] = []
+        self.reduction: float | None = None  # what an echo canceller in front removes (dB)
 
     def t(self, i: int | None = None) -> float:
         return T0 + (self.i if i is None else i) * FRAME
@@ -75,7 +76,7 @@ class Bench:
             self.speaker.record(start, speaker_db, audible)
         self.i += 1
         frame = mic.astype("<i2")
-        decision = self.detector.process(frame.tobytes(), self.t())
+        decision = self.detector.process(frame.tobytes(), self.t(), self.reduction)
         self.flags.append(self.twin.is_speech(frame.tobytes(), self.rate) if self.rate in
                           (8000, 16000, 32000, 48000) else None)
         if decision == "flush":

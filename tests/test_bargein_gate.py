@@ -1,6 +1,11 @@
 """The barge-in echo gate and the echo-delay measurement, frame by frame: the learnt
-coupling, the margin, the warm-up, the echo delay and tail, and the delay estimator (the
-levels and the state machine: tests/test_bargein_detector.py)."""
+coupling, the margin, the warm-up, the echo delay and tail, the delay estimator, the noise
+floor, and the fast provisional onset behind an echo canceller (the levels and the state
+machine: tests/test_bargein_detector.py).
+
+The detector tracks the mic's noise floor from the first frame it judges, so a bench starts
+from a quiet room (:func:`quiet_room`): echo frames are then well above the floor and learnt.
+"""
 
 from __future__ import annotations
 
@@ -247,3 +252,125 @@ def test_a_delay_is_measured_from_level_tracks_that_vary_only_a_little():
         bench.step(noise_at(speaker[20 + k - 4] - 12.0, k), speaker_db=speaker[20 + k])
     assert 3.0 < float(np.std(speaker)) < 4.0
     assert bench.detector.echo_delay_s == pytest.approx(4 * FRAME)
+
+
+# -- the noise floor, and a canceller in front ------------------------------------------------
+def tone(db: float) -> np.ndarray:
+    """A 7 kHz whistle: loud, but not speech to webrtcvad (above its bands)."""
+    return at_level(np.sin(2 * np.pi * 7000 * np.arange(320) / 16000) * 1000, db)
+
+@pytest.mark.parametrize("speaker_db, mic_db, learnt", [
+    (-45.0, -63.5, True), (-45.0, -64.5, False),  # a quiet speaker: above floor + 6 only
+    (-39.5, None, True), (-40.5, None, False)])   # at the floor: under floor + 30 says nothing
+def test_the_coupling_is_learnt_above_the_floor_or_under_a_loud_speaker(speaker_db, mic_db,
+                                                                         learnt):
+    bench = Bench(onset_frames=1000, warmup_ms=0, echo_delay_ms=10, confirm_ms=5000,
+                  resume_timeout_ms=10000, initial_coupling_db=0.0)
+    quiet_room(bench)
+    frames = [ZERO] * 25 if mic_db is None else talk(25, mic_db)
+    for frame in frames:  # each after a frame at the floor (-70): the floor stays there
+        bench.step(ZERO, speaker_db=speaker_db)
+        bench.step(frame, speaker_db=speaker_db)
+    diffs = sorted(max(level_db(f), -70.0) - speaker_db for f in frames)
+    assert bench.detector.coupling_db == (pytest.approx(diffs[22], abs=0.01) if learnt else 0.0)
+
+@pytest.mark.parametrize("user_db, pauses", [(-39.5, False), (-38.5, True)])
+def test_the_user_must_beat_the_noise_floor_too(user_db, pauses):
+    """An echo the canceller removed (coupling -60) leaves the room's noise (a -50 dB
+    whine): the user must beat floor + 6 by the margin (5), not the echo."""
+    bench = Bench(onset_frames=1, warmup_ms=0, echo_delay_ms=10, confirm_ms=5000,
+                  resume_timeout_ms=10000, initial_coupling_db=-60.0)
+    assert bench.step(tone(-50.0), speaker_db=-100.0) is None
+    decisions = bench.run(talk(4, user_db))
+    assert bench.flags[-4:] == [False, True, True, True]  # speech from the second frame
+    assert decisions == ([(1, "pause")] if pauses else [])
+
+@pytest.mark.parametrize("reduction, over_db, pauses", [
+    (None, 5.4, True), (8.0, 5.4, True), (20.0, 4.6, False),  # trusted: the margin alone
+    (5.0, 7.6, False), (5.0, 8.4, True), (0.0, 12.6, False), (0.0, 13.4, True)])
+def test_a_converging_canceller_asks_for_more_margin(reduction, over_db, pauses):
+    bench = learnt_bench(echo_db=-35.0)  # margin 5
+    bench.reduction = reduction  # removing less than 8 dB: 8 - reduction more margin
+    decisions = bench.run(talk(6, -35.0 + over_db))
+    assert all(bench.flags[-6:])
+    assert bool(decisions) is pauses
+
+def cleaned_bench(reduction: float | None = 30.0, **settings) -> Bench:
+    """Echo learnt (coupling -15, margin 5, three speech frames to pause), a canceller
+    removing ``reduction`` dB, and webrtcvad's hangover over (five frames at the floor)."""
+    bench = learnt_bench(echo_db=-35.0, onset_frames=3, **settings)
+    bench.reduction = reduction
+    assert bench.run([ZERO] * 5) == []
+    assert bench.detector.coupling_db == pytest.approx(-15.0, abs=0.2)
+    return bench
+
+@pytest.mark.parametrize("loud_db, reduction, settings, decisions", [
+    (-23.5, 30.0, {}, [(0, "pause"), (12, "resume")]),  # 240 ms to confirm it
+    (-23.5, 30.0, dict(provisional_ms=100), [(0, "pause"), (5, "resume")]),
+    (-24.5, 30.0, {}, []),                  # not 6 dB over the gate's threshold (-30)
+    (-23.5, None, {}, []),                  # no canceller: voice detection alone
+    (-23.5, 30.0, dict(fast_onset=False), [])])
+def test_one_loud_frame_pauses_provisionally(loud_db, reduction, settings, decisions):
+    bench = cleaned_bench(reduction, **settings)
+    assert bench.run([tone(loud_db)] + [ZERO] * 20) == decisions
+    assert not any(bench.flags[-21:])
+    assert bench.detector.false_barge_ins == len(decisions) // 2
+
+@pytest.mark.parametrize("voiced, resumes", [(2, False), (1, True)])
+def test_voice_confirms_a_provisional_pause(voiced, resumes):
+    bench = cleaned_bench()
+    decisions = bench.run([tone(-23.0)] + talk(voiced, -28.0) + [ZERO] * 20)
+    assert all(bench.flags[-20 - voiced:-20])  # (the floor frames after them fail the gate)
+    assert decisions == [(0, "pause")] + ([(12, "resume")] if resumes else [])
+
+def test_a_loud_voiced_frame_counts_towards_its_own_confirmation():
+    bench = cleaned_bench()
+    assert bench.run(talk(2, -20.0) + [ZERO] * 20) == [(0, "pause")]  # 2 voiced frames: kept
+    assert bench.flags[-22:-20] == [True, True]
+
+def test_an_unconfirmed_pause_learns_nothing_from_frames_at_the_floor():
+    bench = cleaned_bench()
+    # a quiet speaker: the floor frames heard while paused (-70 - -58 = -12) say nothing
+    assert bench.run([ZERO] * 25, speaker_db=-58.0) == []  # (the loud blocks fade away)
+    assert bench.run([tone(-23.0)] + [ZERO] * 12, speaker_db=-58.0) == [(0, "pause"),
+                                                                         (12, "resume")]
+    assert bench.detector.coupling_db == pytest.approx(-15.0, abs=0.2)
+
+def test_an_unconfirmed_pause_teaches_the_coupling_what_it_heard():
+    bench = cleaned_bench()
+    # a whistle 8 dB over the echo: too far over the coupling to be learnt while judged
+    assert bench.run([tone(-23.0)] + [tone(-27.0)] * 12) == [(0, "pause"), (12, "resume")]
+    # 30 echo frames (-15), 5 at the floor (-50), 12 heard while paused (-7): the 90th
+    # percentile of 47 is one of the 12
+    assert bench.detector.coupling_db == pytest.approx(-7.0, abs=0.2)
+
+@pytest.mark.parametrize("room_db, loud_db, pauses", [
+    (None, -39.5, False), (None, -38.5, True),     # a quiet room: -45 + 6
+    (-50.0, -32.5, False), (-50.0, -31.5, True)])  # a noisy one: floor + 12 + 6
+def test_a_silent_speaker_leaves_loud_frames_to_the_fast_onset(room_db, loud_db, pauses):
+    bench = Bench(warmup_ms=0, echo_delay_ms=10, confirm_ms=5000, resume_timeout_ms=10000)
+    bench.reduction = 30.0
+    room = ZERO if room_db is None else tone(room_db)
+    assert bench.run([room] * 5, speaker_db=-100.0) == []
+    decisions = bench.run([tone(loud_db)], speaker_db=-100.0)
+    assert not bench.flags[-1]
+    assert decisions == ([(0, "pause")] if pauses else [])
+
+def test_a_pause_learns_only_what_was_heard_since_it_began():
+    bench = cleaned_bench()
+    # the user interrupts; what follows is heard while paused, then the server confirms
+    assert bench.run(talk(2, -20.0) + [tone(-27.0)] * 12) == [(0, "pause")]
+    bench.confirmed()
+    bench.new_response()
+    assert bench.detector.coupling_db == pytest.approx(-15.0, abs=0.2)
+    # the next answer: a click, nothing confirms it; the first pause's frames are not learnt
+    assert bench.run([tone(-23.0)] + [ZERO] * 12) == [(0, "pause"), (12, "resume")]
+    assert bench.detector.coupling_db == pytest.approx(-15.0, abs=0.2)
+
+def test_under_a_silent_speaker_even_a_quiet_user_passes():
+    bench = learnt_bench(echo_db=-35.0, onset_frames=3, initial_coupling_db=20.0)
+    assert bench.run([ZERO] * 30, speaker_db=-100.0) == []  # the echo's tail has died away
+    # -48 dB is under -45 (what a fast onset needs), but there is no echo to mistake it for
+    decisions = bench.run(talk(15, -48.0), speaker_db=-100.0)
+    assert bench.flags[-15:-9] == [False] * 4 + [True] * 2 and bench.flags[-9]
+    assert decisions == [(6, "pause")]
