@@ -74,6 +74,31 @@ def settle(baseline: tuple[int, int], timeout: float = 3.0) -> tuple[int, int]:
     return now
 
 
+def snapshot() -> tuple[set[threading.Thread], set[str]]:
+    """The threads alive and the fd numbers open now."""
+    return set(threading.enumerate()), set(os.listdir("/proc/self/fd"))
+
+
+def leftovers(before: tuple[set[threading.Thread], set[str]],
+              timeout: float = 3.0) -> tuple[list[str], list[str]]:
+    """Threads and fds that did not exist at ``before`` and are still there (after waiting
+    up to ``timeout`` for them to go). Threads of other tests that end meanwhile do not
+    count, so the answer does not depend on the order the tests run in."""
+    end = time.monotonic() + timeout
+    while True:
+        threads, fds_now = snapshot()
+        new_threads = sorted(t.name for t in threads - before[0])
+        new_fds = []
+        for fd in sorted(fds_now - before[1]):
+            try:
+                new_fds.append(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
+            except OSError:  # closed meanwhile (or the listing's own fd)
+                pass
+        if (not new_threads and not new_fds) or time.monotonic() >= end:
+            return new_threads, new_fds
+        time.sleep(0.02)
+
+
 def config(port: int, mode: str, http_mode: str | None = None, **session: str):
     xuna = {"agent_id": mode, "url": f"ws://127.0.0.1:{port}/ws/{mode}"}
     if http_mode is not None:

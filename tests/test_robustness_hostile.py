@@ -12,8 +12,8 @@ import time
 import pytest
 
 from edgevoice.localagent.hostile import HostileServer
-from tests.hostile_rig import (Rig, config, counts, hostile_server, peak_rss, reset_peak_rss,
-                               rss, settle)
+from tests.hostile_rig import (Rig, config, hostile_server, leftovers, peak_rss,
+                               reset_peak_rss, rss, snapshot)
 
 MiB = 1 << 20
 LIMIT = 4_000_000  # the default max_message_bytes
@@ -37,13 +37,13 @@ def run_case(rig, cfg, seconds=None):
     """One session; its threads and sockets must be gone without the garbage collector's
     help (it is off meanwhile: a socket freed only by it lingers in CLOSE-WAIT)."""
     gc.collect()
-    baseline = counts()
+    baseline = snapshot()
     before = rss()
     reset_peak_rss()
     gc.disable()
     try:
         outcome, took = rig.session(cfg, seconds)
-        assert settle(baseline) == baseline, outcome.reason
+        assert leftovers(baseline) == ([], []), outcome.reason
     finally:
         gc.enable()
     return outcome, took, peak_rss() - before
