@@ -374,3 +374,14 @@ def test_under_a_silent_speaker_even_a_quiet_user_passes():
     decisions = bench.run(talk(15, -48.0), speaker_db=-100.0)
     assert bench.flags[-15:-9] == [False] * 4 + [True] * 2 and bench.flags[-9]
     assert decisions == [(6, "pause")]
+
+def test_a_voice_that_nobody_confirmed_is_not_learnt_as_echo():
+    """A pause that voice detection started (a user's "mm-hm" the server did not take as an
+    interruption) resumes without teaching the gate: learning the user's level as echo
+    would keep the same user from interrupting the next answer."""
+    bench = learnt_bench(echo_db=-35.0, resume_timeout_ms=400)
+    decisions = bench.run(talk(15, -20.0) + [ZERO] * 60)
+    assert [d for _, d in decisions] == ["pause", "resume"]
+    assert bench.detector.coupling_db == pytest.approx(-15.0, abs=0.2)
+    # and the same user interrupts the rest of the answer at once
+    assert bench.run(talk(3, -20.0))[0][1] == "pause"

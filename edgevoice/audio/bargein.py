@@ -9,7 +9,7 @@ Two parts, both without threads of their own:
   says whether it is speech, and an **echo gate** says whether the mic is louder than the
   agent's own voice coming back would make it: ``mic_db - speaker_db(t - echo delay)``
   must exceed the learned echo coupling by ``gate_margin_db``. The coupling is learned
-  while the agent talks (a low percentile of mic-minus-speaker level: echo-only frames
+  while the agent talks (the 90th percentile of mic-minus-speaker level; echo-only frames
   dominate), so loud speakers next to the mic and quiet ones across the room both work.
   During a warm-up after the agent starts speaking the gate is stricter. The echo delay
   is configured or measured once per session (cross-correlating mic and speaker level
@@ -331,7 +331,7 @@ class BargeInDetector:
                 if self._confirming >= self.s.confirm_frames:
                     self._provisional = False
                 elif self._paused_ms >= self.s.provisional_ms:
-                    return self._false_alarm()
+                    return self._false_alarm(learn=True)
             if speech:
                 self._voiced_ms += ms
                 self._quiet_ms = 0
@@ -344,16 +344,20 @@ class BargeInDetector:
                 return "flush"
             if (self._paused_ms >= self.s.resume_timeout_ms
                     and self._quiet_ms >= self.s.silence_to_resume_ms):
-                return self._false_alarm()
+                return self._false_alarm(learn=False)
             return None
         return None  # flushed: waiting for the next response to play
 
-    def _false_alarm(self) -> str:
-        """Nothing confirmed the pause: it was echo after all (a canceller that lost track
-        leaves more than the gate learnt, and frames far above it are not learnt). Learn
-        from the frames heard while paused, and resume."""
-        self._diffs.extend(self._since_pause)
-        if len(self._diffs) >= MIN_LEARNT_FRAMES:
+    def _false_alarm(self, learn: bool) -> str:
+        """Nothing confirmed the pause: resume. A pause on loudness alone that voice
+        detection never confirmed was echo after all (a canceller that lost track leaves
+        more than the gate learnt, and frames far above it are not learnt): ``learn`` from
+        the frames heard while paused. A pause that voice started is not learnt from: it
+        may have been the user (a backchannel the server did not take as an interruption),
+        and learning the user's level as echo would lock the user out."""
+        if learn:
+            self._diffs.extend(self._since_pause)
+        if learn and len(self._diffs) >= MIN_LEARNT_FRAMES:
             ordered = sorted(self._diffs)
             self.coupling_db = ordered[int(len(ordered) * COUPLING_PERCENTILE)]
         self.state = "idle"
