@@ -104,7 +104,9 @@ def test_config_masks_secrets(tmp_path):
                     "api_key = sk-cli-secret-0042\n")
     result = edgevoice("config", "--config", str(conf))
     assert result.returncode == 0, result.stderr
-    assert "sk-cli-secret-0042" not in result.stdout and "***" in result.stdout
+    assert "sk-cli-secret-0042" not in result.stdout + result.stderr and "***" in result.stdout
+    assert "provider = voiceapi" in result.stdout
+    assert "[session]" in result.stdout  # defaults are shown too
 
 
 def test_devices_lists_the_alsa_devices():
@@ -174,3 +176,26 @@ def test_the_daemons_cli_does_not_load_the_local_agent_server():
                             "or m == 'edgevoice.localagent.server'))"],
                            capture_output=True, text=True, timeout=60)
     assert probe.returncode == 0 and probe.stdout.strip() == "[]", probe.stdout + probe.stderr
+
+
+def test_cli_check_config_exit_codes(tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[agent]\nprovider = nope\n[audio]\nbackend = tape\n")
+    result = edgevoice("check-config", "--config", str(bad))
+    assert result.returncode == 78
+    assert "[agent] provider" in result.stderr and "[audio] backend" in result.stderr
+    assert "Traceback" not in result.stderr
+    good = tmp_path / "good.conf"
+    good.write_text("[xuna]\nagent_id = a\n")
+    result = edgevoice("check-config", "--config", str(good))
+    assert result.returncode == 0, result.stderr
+
+
+def test_cli_run_with_invalid_config_exits_78_without_traceback(tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[agent]\nprovider = nope\n")
+    result = edgevoice("run", "--config", str(bad))
+    assert result.returncode == 78
+    assert "[agent] provider" in result.stderr and "Traceback" not in result.stderr
+    result = edgevoice("run", "--config", str(tmp_path / "missing.conf"))
+    assert result.returncode == 78 and "does not exist" in result.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -126,40 +124,3 @@ def test_documented_example_config_is_valid_and_complete():
             assert f"\n{key} =" in text or f"\n# {key} =" in text, f"[{section}] {key}"
 
 
-def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "edgevoice", *args], capture_output=True,
-                          text=True, timeout=60, env=env, cwd=ROOT)
-
-
-def test_cli_check_config_exit_codes(tmp_path):
-    bad = tmp_path / "bad.conf"
-    bad.write_text("[agent]\nprovider = nope\n[audio]\nbackend = tape\n")
-    result = _cli("check-config", "--config", str(bad))
-    assert result.returncode == 78
-    assert "[agent] provider" in result.stderr and "[audio] backend" in result.stderr
-    assert "Traceback" not in result.stderr
-    good = tmp_path / "good.conf"
-    good.write_text("[xuna]\nagent_id = a\n")
-    result = _cli("check-config", "--config", str(good))
-    assert result.returncode == 0, result.stderr
-
-
-def test_cli_run_with_invalid_config_exits_78_without_traceback(tmp_path):
-    bad = tmp_path / "bad.conf"
-    bad.write_text("[agent]\nprovider = nope\n")
-    result = _cli("run", "--config", str(bad))
-    assert result.returncode == 78
-    assert "[agent] provider" in result.stderr and "Traceback" not in result.stderr
-    result = _cli("run", "--config", str(tmp_path / "missing.conf"))
-    assert result.returncode == 78 and "does not exist" in result.stderr
-
-
-def test_cli_config_prints_effective_config_masked(tmp_path):
-    conf = tmp_path / "c.conf"
-    conf.write_text("[agent]\nprovider = voiceapi\n[voiceapi]\napi_url = https://v.example\n"
-                    "api_key = very-secret-api-key\n")
-    result = _cli("config", "--config", str(conf))
-    assert result.returncode == 0, result.stderr
-    assert "very-secret-api-key" not in result.stdout + result.stderr
-    assert "provider = voiceapi" in result.stdout
-    assert "[session]" in result.stdout  # defaults are shown too

@@ -15,8 +15,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.support import (QUESTION_WAV, answer_matches_question, audible_spans, drained, question,
-                           question_then_barge_in, speaker_spans, wait_until)
+from tests.support import (BargeInRun, QUESTION_WAV, answer_matches_question, audible_spans,
+                           drained, question, question_then_barge_in, speaker_spans, wait_until)
 
 DAEMON_THREADS = ("edgevoice-capture", "edgevoice-player", "edgevoice-send", "edgevoice-recv")
 
@@ -166,15 +166,8 @@ def _second_onset_s(gap_s: float) -> float:
 @pytest.mark.parametrize("dialect", ["xuna", "voiceapi"])
 def test_local_barge_in_stops_the_agent_within_100ms_of_the_users_onset(
         make_agent, run_daemon, tmp_path, dialect):
-    agent = make_agent(dialect)
-    handle = run_daemon(agent, question_then_barge_in(tmp_path, 1.0))
-    agent.wait_for("interrupted", timeout=20)
-    second = agent.wait_for("reply_start", count=2, timeout=20)[1]
-    wait_until(lambda: drained(handle) and handle.daemon.stats.agent_audio_seconds > 3, 20,
-               "the second answer")
-    t0 = handle.t0()
-    stats = handle.daemon.stats
-    handle.stop()
+    run = BargeInRun(make_agent, run_daemon, tmp_path, dialect)
+    handle, second, t0, stats = run.handle, run.second, run.t0, run.stats
 
     onset = _second_onset_s(1.0)
     samples, rate, spans = speaker_spans(handle)

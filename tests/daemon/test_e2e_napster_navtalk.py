@@ -11,8 +11,7 @@ import pytest
 
 from edgevoice.history import FILE_NAME, History
 from edgevoice.redact import ScrubbingFormatter
-from tests.support import (answer_matches_question, drained, question_then_barge_in, speaker_spans,
-                           wait_until)
+from tests.support import BargeInRun, answer_matches_question, drained, speaker_spans, wait_until
 
 TOOL = """#!/bin/sh
 # answers get_temperature: reads the call's JSON arguments on stdin
@@ -119,16 +118,9 @@ def test_navtalk_history_replayed_answer_and_function_call(make_agent, run_daemo
 @pytest.mark.parametrize("dialect", ["napster", "navtalk"])
 def test_server_barge_in_events_flush_playback(make_agent, run_daemon, tmp_path, dialect):
     """Local barge-in off: the server's own speech_started / cancelled stops the agent."""
-    agent = make_agent(dialect)
-    handle = run_daemon(agent, question_then_barge_in(tmp_path, 1.0),
-                        extra={"agent": {"barge_in": "off"}})
-    interrupted = agent.wait_for("interrupted", timeout=20)[0]
-    second = agent.wait_for("reply_start", count=2, timeout=20)[1]
-    wait_until(lambda: drained(handle) and handle.daemon.stats.agent_audio_seconds > 3, 20,
-               "the second answer")
-    t0 = handle.t0()
-    stats = handle.daemon.stats
-    handle.stop()
+    run = BargeInRun(make_agent, run_daemon, tmp_path, dialect, agent={"barge_in": "off"})
+    handle, interrupted, second, t0, stats = (run.handle, run.interrupted, run.second, run.t0,
+                                              run.stats)
 
     assert stats.interruptions >= 1 and stats.local_pauses == 0
     samples, rate, spans = speaker_spans(handle)

@@ -40,12 +40,17 @@ def _level(x: np.ndarray) -> float:
     return 10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-9)
 
 
+def spoken_question() -> tuple[np.ndarray, float, np.ndarray]:
+    """The shipped question, when its speech starts (s), and the speech alone."""
+    q, _ = question()
+    (first, last), = audible_spans(q, RATE)[:1]
+    return q, first, q[int(first * RATE):int(last * RATE)]
+
+
 @pytest.mark.parametrize("dialect", ["xuna", "voiceapi"])
 def test_reply_plays_out_when_the_user_is_silent_and_the_agent_does_not_hear_itself(
         make_agent, run_daemon, tmp_path, dialect):
-    q, _ = question()
-    (first, last), = audible_spans(q, RATE)[:1]
-    speech = q[int(first * RATE):int(last * RATE)]
+    q, first, speech = spoken_question()
     user = np.concatenate([q[:int(first * RATE)], speech, speech[: len(speech) // 2],
                            speech, np.zeros(RATE // 2, dtype="<i2")])  # one long utterance
     agent = make_agent(dialect)
@@ -77,9 +82,7 @@ def test_reply_plays_out_when_the_user_is_silent_and_the_agent_does_not_hear_its
 @pytest.mark.parametrize("dialect", ["xuna", "voiceapi"])
 def test_user_talking_over_the_reply_at_the_echos_level_stops_it(
         make_agent, run_daemon, tmp_path, dialect):
-    q, _ = question()
-    (first, last), = audible_spans(q, RATE)[:1]
-    speech = q[int(first * RATE):int(last * RATE)]
+    q, first, speech = spoken_question()
     long_question = np.concatenate([q[:int(first * RATE)], speech, speech])
     gap = np.zeros(int(2.5 * RATE), dtype="<i2")  # the reply has played ~1.5 s by then
     user = np.concatenate([long_question, gap, speech, np.zeros(RATE, dtype="<i2")])

@@ -80,8 +80,8 @@ class FakeDaemon:
 _pin_changed = threading.Condition()
 
 
-class WatchedPin(MockPin):
-    """A MockPin whose state changes can be waited for."""
+class _Watched:
+    """Makes a mock pin's state changes something a test can wait for."""
 
     def _change_state(self, value):
         changed = super()._change_state(value)
@@ -91,13 +91,12 @@ class WatchedPin(MockPin):
         return changed
 
 
-class WatchedPWMPin(MockPWMPin):
-    def _change_state(self, value):
-        changed = super()._change_state(value)
-        if changed:
-            with _pin_changed:
-                _pin_changed.notify_all()
-        return changed
+class WatchedPin(_Watched, MockPin):
+    pass
+
+
+class WatchedPWMPin(_Watched, MockPWMPin):
+    pass
 
 
 def wait_until(predicate, timeout: float = WAIT) -> None:

@@ -5,6 +5,7 @@ never answer."""
 
 from __future__ import annotations
 
+import contextlib
 import configparser
 import json
 import os
@@ -84,19 +85,25 @@ def test_reload_reports_applied_rejected_and_unchanged(make_agent, tmp_path, not
             proc.kill()
 
 
-def silent_process() -> subprocess.Popen:
-    """A process that ignores SIGHUP and never answers, like a frozen daemon."""
+@contextlib.contextmanager
+def stand_in(ignore_sighup: bool):
+    """A process standing in for the daemon: one that ignores SIGHUP and never answers, like
+    a frozen daemon, or one that SIGHUP kills. Killed on the way out."""
+    handler = "signal.signal(signal.SIGHUP, signal.SIG_IGN); " if ignore_sighup else ""
     proc = subprocess.Popen([sys.executable, "-c",
-                             "import signal, sys; signal.signal(signal.SIGHUP, signal.SIG_IGN);"
-                             "print('up', flush=True); sys.stdin.read()"],
+                             f"import signal, sys; {handler}print('up', flush=True); "
+                             "sys.stdin.read()"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline() == "up\n"
-    return proc
+    try:
+        assert proc.stdout.readline() == "up\n"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_no_answer_in_time_fails_and_an_older_answer_is_not_taken(tmp_path):
-    proc = silent_process()
-    try:
+    with stand_in(ignore_sighup=True) as proc:
         # an answer from an earlier reload of this very process is on disk
         (tmp_path / "reload-result.json").write_text(json.dumps(
             {"pid": proc.pid, "request": 0.0, "result": "applied", "detail": "old"}))
@@ -104,21 +111,14 @@ def test_no_answer_in_time_fails_and_an_older_answer_is_not_taken(tmp_path):
         result = reload(proc.pid, tmp_path, "--timeout", "0.5")
         assert result.returncode == 1 and "no answer" in result.stderr
         assert time.monotonic() - started < 10
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_a_daemon_that_dies_fails_the_reload_at_once(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
+    with stand_in(ignore_sighup=False) as proc:
         started = time.monotonic()
         result = reload(proc.pid, tmp_path, "--timeout", "30")  # SIGHUP kills it
         assert result.returncode == 1 and "exited" in result.stderr
         assert time.monotonic() - started < 10
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_usage_errors(tmp_path):

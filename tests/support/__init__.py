@@ -235,3 +235,23 @@ def program(tmp_path, name: str, body: str) -> str:
     path.write_text("#!/bin/sh\n" + body)
     path.chmod(0o755)
     return str(path)
+
+
+class BargeInRun:
+    """The daemon answering the question, then the user talking over the answer (``gap_s``
+    after the question): what the agent logged and what the daemon counted, after the
+    second answer played out and the daemon stopped."""
+
+    def __init__(self, make_agent, run_daemon, tmp_path, dialect: str, gap_s: float = 1.0,
+                 **extra) -> None:
+        self.agent = make_agent(dialect)
+        self.handle = run_daemon(self.agent, question_then_barge_in(tmp_path, gap_s),
+                                 extra=extra or None)
+        self.interrupted = self.agent.wait_for("interrupted", timeout=20)[0]
+        self.second = self.agent.wait_for("reply_start", count=2, timeout=20)[1]
+        daemon = self.handle.daemon
+        wait_until(lambda: drained(self.handle) and daemon.stats.agent_audio_seconds > 3, 20,
+                   "the second answer")
+        self.t0 = self.handle.t0()
+        self.stats = daemon.stats
+        self.handle.stop()
