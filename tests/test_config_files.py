@@ -120,7 +120,7 @@ def test_render_of_defaults_shows_every_key_and_empty_unset_values():
 
 def test_render_masks_a_secret_and_names_its_source():
     xuna = dataclasses.replace(Config().xuna, api_key=Secret("render-secret-5", "file /k"))
-    cfg = dataclasses.replace(Config(), dialects={**Config().dialects, "xuna": xuna})
+    cfg = dataclasses.replace(Config(), sections={**Config().sections, "xuna": xuna})
     line = next(l for l in render(cfg).splitlines() if l.startswith("api_key"))
     assert "render-secret-5" not in line and "***" in line and "file /k" in line
 

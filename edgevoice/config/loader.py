@@ -18,8 +18,8 @@ from typing import Any, Mapping
 
 from edgevoice.config.errors import ConfigError, Problem, did_you_mean
 from edgevoice.config.sections import (AgentSettings, AudioSettings, BargeInSettings,
-                                       GpioSettings, LogSettings, SessionSettings, dialects,
-                                       is_file, sections)
+                                       GpioSettings, LogSettings, SessionSettings, is_file,
+                                       sections)
 from edgevoice.config.types import MAX_SECRET_BYTES, Invalid, keys, value_type
 from edgevoice.redact import Secret
 
@@ -28,38 +28,57 @@ MAX_FILE_BYTES = 1 << 20  # the config file
 MAX_VALUE_CHARS = 64 * 1024  # one value (a long prompt fits)
 
 
-def _default_dialects() -> dict[str, Any]:
-    return {name: dialect.settings() for name, dialect in dialects().items()}
+def _defaults() -> dict[str, Any]:
+    return {name: cls() for name, cls in sections().items()}
 
 
 @dataclass(frozen=True)
 class Config:
-    """The whole configuration. Each dialect's section is reached by its name like the
-    others (``cfg.xuna``); they are held in ``dialects``."""
+    """The whole configuration: ``sections`` maps each section's name to its settings
+    (every section, defaults where the file has none). A section is reached by its name:
+    ``cfg.agent``, ``cfg.xuna``, or ``cfg.section(name)``."""
 
-    agent: AgentSettings = AgentSettings()
-    audio: AudioSettings = AudioSettings()
-    barge_in: BargeInSettings = BargeInSettings()
-    gpio: GpioSettings = GpioSettings()
-    session: SessionSettings = SessionSettings()
-    log: LogSettings = LogSettings()
-    dialects: Mapping[str, Any] = field(default_factory=_default_dialects)
+    sections: Mapping[str, Any] = field(default_factory=_defaults)
     tools: tuple = ()  # ((function name, executable path), ...) from [tools]
     path: str = ""
 
-    def __getattr__(self, name: str) -> Any:  # only called for names that are not fields
+    @property
+    def agent(self) -> AgentSettings:
+        return self.sections["agent"]
+
+    @property
+    def audio(self) -> AudioSettings:
+        return self.sections["audio"]
+
+    @property
+    def barge_in(self) -> BargeInSettings:
+        return self.sections["barge_in"]
+
+    @property
+    def gpio(self) -> GpioSettings:
+        return self.sections["gpio"]
+
+    @property
+    def session(self) -> SessionSettings:
+        return self.sections["session"]
+
+    @property
+    def log(self) -> LogSettings:
+        return self.sections["log"]
+
+    def __getattr__(self, name: str) -> Any:  # a dialect's section: cfg.xuna
         try:
-            return self.__dict__["dialects"][name]
+            return self.__dict__["sections"][name]
         except KeyError:
             raise AttributeError(name) from None
 
     def section(self, name: str) -> Any:
         """The settings of section ``name`` ([agent], [xuna], [audio], ...)."""
-        return getattr(self, name)
+        return self.sections[name]
 
     def provider_settings(self) -> Any:
         """The settings section of the configured provider."""
-        return self.dialects[self.agent.provider]
+        return self.sections[self.agent.provider]
 
 
 def read_small_file(path: Path, limit: int) -> str:
@@ -232,10 +251,7 @@ def parse(text: str, path: str = "<config>") -> Config:
     for name, cls in known.items():
         if name not in found:
             found[name] = _parse_section(name, cls, {}, base, problems)
-    registered = dialects()
-    cfg = Config(**{name: value for name, value in found.items() if name not in registered},
-                 dialects={name: found[name] for name in registered},
-                 tools=tuple(tools), path=path)
+    cfg = Config({name: found[name] for name in known}, tuple(tools), path)
     _check_combination(cfg, problems)
     if problems:
         raise ConfigError(path, problems)
