@@ -14,7 +14,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Generic, Mapping, TypeVar
 
 from edgevoice.config.errors import ConfigError, Problem, did_you_mean
 from edgevoice.config.sections import (AgentSettings, AudioSettings, BargeInSettings,
@@ -26,6 +26,19 @@ from edgevoice.redact import Secret
 DEFAULT_PATH = "/etc/edgevoice/edgevoice.conf"
 MAX_FILE_BYTES = 1 << 20  # the config file
 MAX_VALUE_CHARS = 64 * 1024  # one value (a long prompt fits)
+T = TypeVar("T")
+
+
+class _Section(Generic[T]):
+    """``Config.agent`` and the like: the section of that name, typed for the reader."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, cfg: Any, owner: type | None = None) -> T:
+        if cfg is None:  # looked up on the class
+            return self  # type: ignore[return-value]
+        return cfg.sections[self.name]
 
 
 def _defaults() -> dict[str, Any]:
@@ -42,29 +55,12 @@ class Config:
     tools: tuple = ()  # ((function name, executable path), ...) from [tools]
     path: str = ""
 
-    @property
-    def agent(self) -> AgentSettings:
-        return self.sections["agent"]
-
-    @property
-    def audio(self) -> AudioSettings:
-        return self.sections["audio"]
-
-    @property
-    def barge_in(self) -> BargeInSettings:
-        return self.sections["barge_in"]
-
-    @property
-    def gpio(self) -> GpioSettings:
-        return self.sections["gpio"]
-
-    @property
-    def session(self) -> SessionSettings:
-        return self.sections["session"]
-
-    @property
-    def log(self) -> LogSettings:
-        return self.sections["log"]
+    agent = _Section[AgentSettings]()
+    audio = _Section[AudioSettings]()
+    barge_in = _Section[BargeInSettings]()
+    gpio = _Section[GpioSettings]()
+    session = _Section[SessionSettings]()
+    log = _Section[LogSettings]()
 
     def __getattr__(self, name: str) -> Any:  # a dialect's section: cfg.xuna
         try:
