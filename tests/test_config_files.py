@@ -11,7 +11,7 @@ import pytest
 
 from edgevoice import config as cfgmod
 from edgevoice.config import Config, ConfigError, Problem, load, parse, render, sections
-from edgevoice.config.types import keys, value_type
+from edgevoice.config.types import keys as section_keys, value_type
 from edgevoice.redact import Secret
 from tests.conftest import ROOT
 from tests.test_config_rules import XUNA, _no_credentials, problems, where, with_key  # noqa: F401
@@ -166,8 +166,8 @@ def reference_rows() -> dict[str, dict[str, tuple[str, str]]]:
 def test_the_readme_reference_shows_every_key_with_its_default_and_meaning():
     rows = reference_rows()
     for section, cls in sections().items():
-        assert set(rows[section]) == {f.name for f in keys(cls)}, section
-        for fld in keys(cls):
+        assert set(rows[section]) == {f.name for f in section_keys(cls)}, section
+        for fld in section_keys(cls):
             default = fld.default
             cell = "" if default in ("", None, ()) else f"`{value_type(fld).render(default)}`"
             meaning = fld.metadata["doc"]
@@ -189,7 +189,7 @@ def test_the_example_config_shows_the_defaults():
         item = re.match(r"# (\w+) = (.*)$", line)
         if not item or section not in sections():
             continue
-        fields = {f.name: f for f in keys(sections()[section])}
+        fields = {f.name: f for f in section_keys(sections()[section])}
         if item.group(1) not in fields or fields[item.group(1)].default in ("", None, ()):
             continue  # an example value, not a default
         key, raw = item.group(1), item.group(2).strip()

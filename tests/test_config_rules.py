@@ -8,7 +8,6 @@ message checks that the message names what the user must fix.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edgevoice.config.errors import Problem
-from edgevoice.config.types import Boolean, Choice, Float, Integer, Path as PathValue, key
+from edgevoice.config.types import Boolean, Choice, Float, Integer, key
+from edgevoice.config.types import Path as PathValue
 
 
 def dialects() -> Mapping[str, Any]:
