@@ -108,3 +108,15 @@ def test_secret_inline_is_held_masked_and_refuses_nul_and_huge_values():
     rendered = t.render(redact.Secret("inline-key-1", "file /k"))
     assert "inline-key-1" not in rendered and redact.MASK in rendered and "file /k" in rendered
     assert t.render(None) == ""
+
+
+def test_the_barge_in_section_is_the_detectors_settings_class():
+    from edgevoice.audio.bargein import BargeInDetector, BargeInSettings, SpeakerLevels
+    from edgevoice.config import documented_keys, parse
+    cfg = parse("[xuna]\nagent_id = a1\n[barge_in]\nonset_frames = 5\ngate = no\n")
+    assert type(cfg.barge_in) is BargeInSettings
+    detector = BargeInDetector(cfg.barge_in, 16000, SpeakerLevels(), confirm_locally=True)
+    assert detector.s.onset_frames == 5 and detector.s.gate is False
+    assert detector.s.provisional_ms == BargeInSettings().provisional_ms  # a tunable, not a key
+    assert "provisional_ms" not in documented_keys()["barge_in"]
+    assert "onset_frames" in documented_keys()["barge_in"]
