@@ -9,7 +9,8 @@ from pathlib import Path
 
 from edgevoice import __version__
 from edgevoice.config import DEFAULT_PATH, EX_CONFIG, ConfigError, load, render
-from edgevoice.localagent.arguments import DIALECT_NAMES, add_arguments as add_localagent_arguments
+from edgevoice.dialect_names import DIALECT_NAMES
+from edgevoice.localagent.arguments import add_arguments as add_localagent_arguments
 from edgevoice.logsetup import setup_logging
 
 log = logging.getLogger(__name__)

@@ -12,15 +12,15 @@ import sys
 import pytest
 from hypothesis import given
 
-from edgevoice.config import SECTIONS, ConfigError, load, parse
+from edgevoice.config import ConfigError, load, parse, sections
 from tests.support import ROOT
 from tests.support.fuzz import FUZZ, config_texts
 
 
 def _numbers_finite(cfg) -> bool:
-    for name in SECTIONS:
-        for fld in dataclasses.fields(getattr(cfg, name)):
-            value = getattr(getattr(cfg, name), fld.name)
+    for name in sections():
+        for fld in dataclasses.fields(cfg.section(name)):
+            value = getattr(cfg.section(name), fld.name)
             if isinstance(value, float) and not math.isfinite(value):
                 return False
     return True

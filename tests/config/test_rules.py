@@ -8,26 +8,26 @@ message checks that the message names what the user must fix.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
 
-from edgevoice.config import SECTIONS, ConfigError, parse
+from edgevoice.config import ConfigError, parse, sections
+from edgevoice.config.types import Number, keys, value_type
 from tests.support.config import XUNA, problems, where, with_key
 
 
 def ranged_fields():
-    for section, cls in SECTIONS.items():
-        for fld in dataclasses.fields(cls):
-            if fld.metadata["min"] is not None:
+    for section, cls in sections().items():
+        for fld in keys(cls):
+            if isinstance(value_type(fld), Number):
                 yield pytest.param(section, fld, id=f"{section}.{fld.name}")
 
 
 # -- numbers --------------------------------------------------------------------------------
 @pytest.mark.parametrize("section, fld", list(ranged_fields()))
 def test_every_range_accepts_its_bounds_and_refuses_one_step_outside(section, fld):
-    low, high = fld.metadata["min"], fld.metadata["max"]
+    low, high = value_type(fld).minimum, value_type(fld).maximum
     assert low is not None and high is not None and low < high
     if fld.type == "int":
         below, above = str(int(low) - 1), str(int(high) + 1)
