@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-#: The dialects the local agent speaks (``server.DIALECTS`` holds their implementations).
+#: The dialects the local agent speaks (``registry.DIALECTS`` maps each to its class).
 DIALECT_NAMES = ("napster", "navtalk", "voiceapi", "xuna")
 
 DEFAULT_PORT = 8765
