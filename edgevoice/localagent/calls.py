@@ -52,7 +52,9 @@ def user_text(seconds: float) -> str:
 class CallingSession(Session):
     """A session whose first answer may wait for a client-side function call."""
 
-    def __init__(self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]) -> None:
+    def __init__(
+        self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
+    ) -> None:
         super().__init__(context, connection, auth)
         self.pending_call: PendingCall | None = None
         self.calls_made = 0
@@ -97,7 +99,8 @@ class CallingSession(Session):
             )
             self.pending_call = call
             self.send_function_call(call)
-            self.record("function_called", call_id=call.call_id, name=call.name, arguments=call.arguments)
+            self.record("function_called", call_id=call.call_id, name=call.name,
+                        arguments=call.arguments)
             return
         self.start_reply(utterance)
 

@@ -24,9 +24,11 @@ from .tokens import TokenStore
 
 
 class DialectContext:
-    """Options, tokens, events, addresses and counters shared by one agent's dialect and sessions."""
+    """Options, tokens, events, addresses and counters of one agent, for its dialect."""
 
-    def __init__(self, options: AgentOptions, host: str = "127.0.0.1", ws_port: int = 0, http_port: int = 0) -> None:
+    def __init__(
+        self, options: AgentOptions, host: str = "127.0.0.1", ws_port: int = 0, http_port: int = 0
+    ) -> None:
         #: How the agent behaves; mutable on purpose: tests flip fields and sessions read them live.
         self.options = options
         self.tokens = TokenStore()

@@ -46,7 +46,7 @@ from .session import Session
 
 @dataclass(frozen=True)
 class RestRequest:
-    """One REST request: ``query`` holds the first value of each parameter, ``body`` the raw bytes."""
+    """One REST request; ``query`` holds the first value of each parameter, ``body`` the bytes."""
 
     method: str
     path: str
@@ -106,7 +106,8 @@ class Dialect(ABC):
         self.check_options(context.options)
         self._auth_lock = threading.Lock()
         # what authorize_handshake said of each connection, until open_session takes it
-        self._auth_of: weakref.WeakKeyDictionary[ServerConnection, dict[str, Any]] = weakref.WeakKeyDictionary()
+        self._auth_of: weakref.WeakKeyDictionary[ServerConnection, dict[str, Any]] = (
+            weakref.WeakKeyDictionary())
 
     @property
     def options(self) -> AgentOptions:

@@ -79,7 +79,8 @@ TOKEN_TTL_S = 5 * 60
 EXTERNAL_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 #: napster_audio_form -> (key of the event name, key of the base64 inside ``data``)
-AUDIO_FORMS = {"event/data": ("event", "data"), "type/data": ("type", "data"), "event/audio": ("event", "audio")}
+AUDIO_FORMS = {"event/data": ("event", "data"), "type/data": ("type", "data"),
+               "event/audio": ("event", "audio")}
 TOKEN_FORMS = ("authToken", "token")
 URL_SCHEMES = ("ws", "http")
 
@@ -89,7 +90,9 @@ class NapsterSession(CallingSession):
 
     conversation_prefix = "conn"
 
-    def __init__(self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]) -> None:
+    def __init__(
+        self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
+    ) -> None:
         super().__init__(context, connection, auth)
         self.items = 0
         self.audio_keys: set[str] = set()
@@ -158,7 +161,8 @@ class NapsterSession(CallingSession):
         self.items += 1
         self.send_event("talk_state_changed", {"state": "preparing"})
         self.send_message(
-            role="user", action="completed", content=user_text(utterance.seconds), item_id=f"item_{self.items}"
+            role="user", action="completed", content=user_text(utterance.seconds),
+            item_id=f"item_{self.items}"
         )
 
     def send_function_call(self, call: PendingCall) -> None:
@@ -179,14 +183,16 @@ class NapsterSession(CallingSession):
         self.send_event("talk_state_changed", {"state": "started"})
 
     def send_reply_chunk(self, reply: ReplyStream, chunk: bytes) -> None:
-        name_key, payload_key = AUDIO_FORMS.get(self.options.napster_audio_form, AUDIO_FORMS["event/data"])
+        form = self.options.napster_audio_form  # may be flipped live: fall back to the default
+        name_key, payload_key = AUDIO_FORMS.get(form, AUDIO_FORMS["event/data"])
         self.send_json({name_key: "audio_received", "data": {payload_key: b64(chunk)}})
         if reply.event_id not in self.deltas_sent:
             self.deltas_sent.add(reply.event_id)
             words = self.reply_texts.get(reply.event_id, "").split(" ")
             half = max(1, len(words) // 2)
             for piece in (" ".join(words[:half]) + " ", " ".join(words[half:])):
-                self.send_message(role="assistant", action="delta", content=piece, response_id=self.response_id(reply))
+                self.send_message(role="assistant", action="delta", content=piece,
+                                  response_id=self.response_id(reply))
 
     def send_reply_done(self, reply: ReplyStream) -> None:
         self.send_message(
@@ -204,7 +210,8 @@ class NapsterSession(CallingSession):
             return
         self.reply_texts.pop(reply.event_id, None)
         self.send_message(
-            role="assistant", action="cancelled", reason="turn_detected", response_id=self.response_id(reply)
+            role="assistant", action="cancelled", reason="turn_detected",
+            response_id=self.response_id(reply)
         )
         self.send_event("talk_state_changed", {"state": "ended"})
 
@@ -222,7 +229,7 @@ class NapsterSession(CallingSession):
 
 
 class NapsterDialect(Dialect):
-    """napster: connection and agent REST endpoints, Bearer/``?token=`` handshakes, :class:`NapsterSession`.
+    """napster: connection and agent endpoints, Bearer/``?token=`` handshakes, NapsterSession.
 
     Holds the agent's napster state: created agents and their channels, the rate-limit
     clock and which connection id each issued token belongs to.
@@ -252,14 +259,15 @@ class NapsterDialect(Dialect):
 
     def config_section(self) -> dict[str, str]:
         opts = self.options
-        section = {"api_url": self.context.http_base, "api_key": opts.api_key, "companion_id": opts.companion_id}
+        section = {"api_url": self.context.http_base, "api_key": opts.api_key,
+                   "companion_id": opts.companion_id}
         if opts.omniagent:
             section["agent_id"] = str(opts.agent_id)
         return section
 
     # -- REST ----------------------------------------------------------------------------
     def rest_route(self, request: RestRequest) -> RestAnswer | None:
-        """Connections (``/public/ws-connections``, ``/public/agents/{id}/connections``) and agents."""
+        """Connections (``/public/ws-connections``, ``/public/agents/{id}/connections``), agents."""
         path, method = request.path, request.method
         if path == WS_CONNECTIONS_PATH:
             parts: list[str] = []
@@ -269,7 +277,8 @@ class NapsterDialect(Dialect):
             return None
         opts = self.options
         if self.rest_key_refused(request.headers.get("X-Api-Key"), opts.api_key):
-            return RestAnswer.error(HTTPStatus.UNAUTHORIZED, "unauthorized", "invalid or missing X-Api-Key")
+            return RestAnswer.error(HTTPStatus.UNAUTHORIZED, "unauthorized",
+                                    "invalid or missing X-Api-Key")
         body = request.body
         if path == WS_CONNECTIONS_PATH:
             return _only(method, "POST") or self._ws_connection(body)
@@ -279,13 +288,16 @@ class NapsterDialect(Dialect):
         agent_id = parts[0]
         with self._lock:
             known = agent_id == opts.agent_id or agent_id in self.agents
-            stored = dict(self.agents.get(agent_id, {"id": agent_id, "companionId": opts.companion_id}))
+            default = {"id": agent_id, "companionId": opts.companion_id}
+            stored = dict(self.agents.get(agent_id, default))
         if not known:
-            return RestAnswer.error(HTTPStatus.NOT_FOUND, "not_found", f"agent {agent_id} not found")
+            return RestAnswer.error(HTTPStatus.NOT_FOUND, "not_found",
+                                    f"agent {agent_id} not found")
         if len(parts) == 1:
             if method == "GET":
                 return RestAnswer(HTTPStatus.OK, stored)
-            return _only(method, "PATCH", "use GET or PATCH") or self._update_agent(agent_id, stored, body)
+            return (_only(method, "PATCH", "use GET or PATCH")
+                    or self._update_agent(agent_id, stored, body))
         if len(parts) == 2 and parts[1] == "connections":
             return _only(method, "POST") or self._agent_connection(agent_id, body)
         if len(parts) == 3 and parts[1] == "channels":
@@ -302,7 +314,8 @@ class NapsterDialect(Dialect):
         fields = _body_fields(body, channel_type="websocket", check_client_id=True)
         if isinstance(fields, RestAnswer):
             return fields
-        return self._issue_connection("http_agent_connection", {"agent_id": agent_id, "body": fields})
+        return self._issue_connection("http_agent_connection",
+                                      {"agent_id": agent_id, "body": fields})
 
     def _create_agent(self, body: bytes) -> RestAnswer:
         fields = _body_fields(body, companion_required=True)
@@ -333,8 +346,10 @@ class NapsterDialect(Dialect):
             return fields
         with self._lock:
             self.channels[(agent_id, channel_type)] = fields
-        self.context.record("http_agent_channel", agent_id=agent_id, channel_type=channel_type, body=fields)
-        return RestAnswer(HTTPStatus.OK, {"agentId": agent_id, "channelType": channel_type, **fields})
+        self.context.record("http_agent_channel", agent_id=agent_id, channel_type=channel_type,
+                            body=fields)
+        return RestAnswer(HTTPStatus.OK,
+                          {"agentId": agent_id, "channelType": channel_type, **fields})
 
     def _issue_connection(self, kind: str, data: dict[str, Any]) -> RestAnswer:
         """Apply the limits, then issue a single-use token and a connection id."""
@@ -342,11 +357,13 @@ class NapsterDialect(Dialect):
         with self._lock:
             now = time.monotonic()
             limit = opts.napster_rate_limit_s
-            if limit and self.last_connection_at is not None and now - self.last_connection_at < limit:
-                retry_after = max(1, math.ceil(limit - (now - self.last_connection_at)))
+            since = None if self.last_connection_at is None else now - self.last_connection_at
+            if limit and since is not None and since < limit:
+                retry_after = max(1, math.ceil(limit - since))
                 self.context.record("http_rate_limited", retry_after=retry_after)
                 body = {"error": "too many requests", "message": f"retry after {retry_after} s"}
-                return RestAnswer(HTTPStatus.TOO_MANY_REQUESTS, body, {"Retry-After": str(retry_after)})
+                return RestAnswer(HTTPStatus.TOO_MANY_REQUESTS, body,
+                                  {"Retry-After": str(retry_after)})
             most = opts.napster_max_sessions
             open_now = self.context.open_sessions
             if most is not None and open_now >= most:
@@ -357,7 +374,8 @@ class NapsterDialect(Dialect):
             token = self.context.tokens.issue(TOKEN_PURPOSE, TOKEN_TTL_S)
             self.connection_of_token[token] = connection_id
         self.context.record(kind, connection_id=connection_id, **data)
-        return RestAnswer(HTTPStatus.OK, {"token": self._encode_token(token), "connection": {"id": connection_id}})
+        return RestAnswer(HTTPStatus.OK, {"token": self._encode_token(token),
+                                          "connection": {"id": connection_id}})
 
     def _encode_token(self, token: str) -> str:
         opts = self.options
@@ -395,12 +413,12 @@ def _only(method: str, allowed: str, message: str = "") -> RestAnswer | None:
     """A 405 unless ``method`` is the ``allowed`` one."""
     if method == allowed:
         return None
-    return RestAnswer.error(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", message or f"use {allowed}")
+    return RestAnswer.error(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed",
+                            message or f"use {allowed}")
 
 
-def _body_fields(
-    body: bytes, companion_required: bool = False, channel_type: str | None = None, check_client_id: bool = False
-) -> dict[str, Any] | RestAnswer:
+def _body_fields(body: bytes, companion_required: bool = False, channel_type: str | None = None,
+                 check_client_id: bool = False) -> dict[str, Any] | RestAnswer:
     """The request body as a JSON object ({} when empty), or the 400 that refuses it: not an
     object, no ``companionId``, another ``channelType``, a bad ``externalClientId``."""
     fields: Any = {}
@@ -417,7 +435,8 @@ def _body_fields(
     if channel_type is not None and fields.get("channelType") != channel_type:
         return _bad_request(f"channelType must be {channel_type} on this endpoint")
     client_id = fields.get("externalClientId")
-    if check_client_id and client_id is not None and not (isinstance(client_id, str) and EXTERNAL_CLIENT_ID.match(client_id)):
+    valid_client_id = isinstance(client_id, str) and EXTERNAL_CLIENT_ID.match(client_id)
+    if check_client_id and client_id is not None and not valid_client_id:
         return _bad_request("externalClientId must match ^[A-Za-z0-9_-]{1,32}$")
     return fields
 

@@ -80,7 +80,9 @@ class NavTalkSession(CallingSession):
     input_rate = RATE
     conversation_prefix = "sess"
 
-    def __init__(self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]) -> None:
+    def __init__(
+        self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
+    ) -> None:
         super().__init__(context, connection, auth)
         self.created_at: float | None = None
         self.ready = False
@@ -101,22 +103,23 @@ class NavTalkSession(CallingSession):
         self.send_json(message)
 
     def _ice_candidate(self) -> None:
-        self.send_event("webrtc.signaling.iceCandidate", {"sessionId": self.conversation_id, "candidate": FAKE_CANDIDATE})
+        self.send_event("webrtc.signaling.iceCandidate",
+                        {"sessionId": self.conversation_id, "candidate": FAKE_CANDIDATE})
 
     def _fail(self, kind: str, message: str, code: int) -> None:
         self.send_json({"type": kind, "message": message})
         self.close(code, message)
 
     def _session_payload(self) -> dict[str, Any]:
-        return {
-            "session": {"id": self.conversation_id, "input_audio_format": "pcm16", "output_audio_format": "pcm16"}
-        }
+        return {"session": {"id": self.conversation_id, "input_audio_format": "pcm16",
+                            "output_audio_format": "pcm16"}}
 
     # -- opening ---
     def authenticate(self) -> bool:
         opts = self.options
         if self.auth.get("license") != "ok":
-            reason = "missing_license" if self.auth.get("license") == "missing" else "invalid_license"
+            missing = self.auth.get("license") == "missing"
+            reason = "missing_license" if missing else "invalid_license"
             self.record("auth_rejected", where="ws", reason=reason)
             self._fail("conversation.connected.fail", "invalid license", 1008)
         if self.auth.get("by") is None:
@@ -133,10 +136,12 @@ class NavTalkSession(CallingSession):
 
     def on_open(self) -> None:
         self.record("ws_open", by=self.auth.get("by"), avatar=self.auth.get("avatar"))
-        self.send_event("conversation.connected.success", {"sessionId": self.conversation_id, "iceServers": ICE_SERVERS})
+        self.send_event("conversation.connected.success",
+                        {"sessionId": self.conversation_id, "iceServers": ICE_SERVERS})
         warning = self.options.navtalk_warning
         if warning:
-            self.send_event("conversation.connected.warning", {"avatarId": "avatar_local"}, message=warning)
+            self.send_event("conversation.connected.warning", {"avatarId": "avatar_local"},
+                            message=warning)
             self.record("warning_sent", message=warning)
         self.send_event("realtime.session.created", self._session_payload())
         self.created_at = time.monotonic()
@@ -152,7 +157,8 @@ class NavTalkSession(CallingSession):
             self.record("session_updated", history_items=len(self.history))
             if self.options.navtalk_webrtc_noise:
                 offer = {"type": "offer", "sdp": FAKE_SDP}
-                self.send_event("webrtc.signaling.offer", {"sessionId": self.conversation_id, "sdp": offer})
+                self.send_event("webrtc.signaling.offer",
+                                {"sessionId": self.conversation_id, "sdp": offer})
                 self._ice_candidate()
         return wake
 
@@ -179,7 +185,8 @@ class NavTalkSession(CallingSession):
             if ready:
                 self.finish_call()
         elif kind == "realtime.input_text":
-            text_in = next((payload[k] for k in ("content", "text") if isinstance(payload.get(k), str)), None)
+            text_in = next((payload[key] for key in ("content", "text")
+                            if isinstance(payload.get(key), str)), None)
             if text_in is None:
                 self.record("client_malformed", reason="realtime.input_text without content")
             else:
@@ -193,7 +200,8 @@ class NavTalkSession(CallingSession):
 
     def _audio(self, payload: Any) -> None:
         if isinstance(payload, str) and len(payload) > MAX_AUDIO_B64_CHARS:
-            self.record("client_malformed", reason="audio base64 over 4096 characters", size=len(payload))
+            self.record("client_malformed", reason="audio base64 over 4096 characters",
+                        size=len(payload))
         pcm = self.decode_b64_audio(payload, "append without data.audio")
         if pcm is None:
             return
@@ -219,7 +227,8 @@ class NavTalkSession(CallingSession):
         texts = [
             part.get("text")
             for part in item.get("content") or []
-            if isinstance(part, dict) and part.get("type") == "input_text" and isinstance(part.get("text"), str)
+            if isinstance(part, dict) and part.get("type") == "input_text"
+            and isinstance(part.get("text"), str)
         ]
         if not texts:
             self.record("client_malformed", reason="message item without input_text content")
@@ -251,7 +260,9 @@ class NavTalkSession(CallingSession):
         )
 
     def send_function_call(self, call: PendingCall) -> None:
-        arguments = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
+        arguments = call.arguments
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
         self.send_event(
             "realtime.response.function_call_arguments.done",
             {"call_id": call.call_id, "arguments": arguments, "function_name": call.name},
@@ -268,7 +279,9 @@ class NavTalkSession(CallingSession):
         words = text.split(" ")
         step = max(1, -(-len(words) // 3))
         for start in range(0, len(words), step):
-            piece = " ".join(words[start : start + step]) + (" " if start + step < len(words) else "")
+            piece = " ".join(words[start : start + step])
+            if start + step < len(words):
+                piece += " "
             delta = {"content": piece, "id": self.response_id(reply)}
             self.send_event("realtime.response.audio_transcript.delta", delta)
 
@@ -280,7 +293,8 @@ class NavTalkSession(CallingSession):
 
     def send_reply_done(self, reply: ReplyStream) -> None:
         text = self.reply_texts.pop(reply.event_id, "")
-        self.send_event("realtime.response.audio_transcript.done", {"content": text, "id": self.response_id(reply)})
+        self.send_event("realtime.response.audio_transcript.done",
+                        {"content": text, "id": self.response_id(reply)})
         self.send_event("realtime.response.audio.done", {"id": self.response_id(reply)})
 
     def send_interruption(self, reply: ReplyStream) -> None:
@@ -291,7 +305,8 @@ class NavTalkSession(CallingSession):
     def malformed_messages(self) -> list[str | bytes]:
         return [
             dumps({"type": "realtime.response.audio.delta", "data": {"delta": BAD_BASE64}}),
-            dumps({"type": "realtime.response.audio.delta", "data": {"delta": b64(ODD_LENGTH_PCM)}}),
+            dumps({"type": "realtime.response.audio.delta",
+                   "data": {"delta": b64(ODD_LENGTH_PCM)}}),
             dumps({"type": "realtime.response.audio.delta"}),
             dumps({"type": "realtime.response.audio_transcript.delta", "data": None}),
             dumps({"type": "mystery.event.type", "data": {"x": 1}}),
@@ -300,7 +315,7 @@ class NavTalkSession(CallingSession):
 
 
 class NavTalkDialect(Dialect):
-    """navtalk: no REST; the handshake notes license and avatar, judged in-band by :class:`NavTalkSession`."""
+    """navtalk: no REST; the handshake notes license and avatar for :class:`NavTalkSession`."""
 
     name = "navtalk"
     ws_path = WS_PATH
@@ -325,4 +340,5 @@ class NavTalkDialect(Dialect):
 
     def config_section(self) -> dict[str, str]:
         opts = self.options
-        return {"url": self.context.ws_base + WS_PATH, "license": opts.api_key, "name": opts.navtalk_name}
+        return {"url": self.context.ws_base + WS_PATH, "license": opts.api_key,
+                "name": opts.navtalk_name}

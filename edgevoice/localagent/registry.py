@@ -16,7 +16,8 @@ from .xuna import XunaDialect
 
 #: Dialect name -> its class.
 DIALECTS: dict[str, type[Dialect]] = {
-    dialect.name: dialect for dialect in (NapsterDialect, NavTalkDialect, VoiceApiDialect, XunaDialect)
+    dialect.name: dialect
+    for dialect in (NapsterDialect, NavTalkDialect, VoiceApiDialect, XunaDialect)
 }
 
 
@@ -25,4 +26,5 @@ def dialect_class(name: str) -> type[Dialect]:
     try:
         return DIALECTS[name]
     except KeyError:
-        raise ValueError(f"unknown dialect {name!r}; choose one of {', '.join(DIALECT_NAMES)}") from None
+        choices = ", ".join(DIALECT_NAMES)
+        raise ValueError(f"unknown dialect {name!r}; choose one of {choices}") from None

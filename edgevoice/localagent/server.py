@@ -59,7 +59,8 @@ class LocalAgent:
     ) -> None:
         self.dialect_name = dialect
         #: All a dialect sees of this agent; ``options.agent_id`` is filled in by the dialect.
-        self.context = DialectContext(options if options is not None else AgentOptions(), host, ws_port, http_port)
+        options = options if options is not None else AgentOptions()
+        self.context = DialectContext(options, host, ws_port, http_port)
         self.dialect = dialect_class(dialect)(self.context)
         self._ws_server: Server | None = None
         self._rest_server: RestServer | None = None
@@ -73,33 +74,25 @@ class LocalAgent:
         """The live options: flip a field and the sessions act on it."""
         return self.context.options
 
+    def config_values(self) -> dict[str, dict[str, str]]:
+        """Daemon config sections -> keys -> values that point a daemon at this agent."""
+        section = self.dialect.config_section()
+        return {"agent": {"provider": self.dialect_name}, self.dialect_name: section}
+
     @property
     def ws_base(self) -> str:
+        """``ws://host:port`` once started (the bound ports: ``context.ws_port``, ``http_port``)."""
         return self.context.ws_base
 
     @property
     def http_base(self) -> str:
         return self.context.http_base
 
-    @property
-    def ws_port(self) -> int:
-        """The WebSocket port, bound once started (the REST one: ``context.http_port``)."""
-        return self.context.ws_port
-
-    def config_values(self) -> dict[str, dict[str, str]]:
-        """Daemon config sections -> keys -> values that point a daemon at this agent."""
-        return {"agent": {"provider": self.dialect_name}, self.dialect_name: self.dialect.config_section()}
-
     # -- events ----------------------------------------------------------------------------
     @property
     def event_log(self) -> EventLog:
         """What happened in this agent, in order; tests wait on it."""
         return self.context.events
-
-    @property
-    def events(self) -> list[Event]:
-        """Every event recorded so far (the live list: read it, do not modify it)."""
-        return self.context.events.events
 
     def wait_for(self, kind: str, *args: Any, **kwargs: Any) -> list[Event]:
         """Block until events of ``kind`` exist; return all matching ones
@@ -142,7 +135,8 @@ class LocalAgent:
         self._spawn("localagent-ws", self._ws_server.serve_forever)
         self._spawn("localagent-http", lambda: self._rest_server.serve_forever(poll_interval=0.1))
         _stop_at_exit(self)
-        log.info("local %s agent listening: ws %s, http %s", self.dialect_name, self.ws_base, self.http_base)
+        log.info("local %s agent listening: ws %s, http %s", self.dialect_name, self.ws_base,
+                 self.http_base)
         return self
 
     def stop(self) -> None:
@@ -155,7 +149,8 @@ class LocalAgent:
             self._rest_server.shutdown()
             self._rest_server.server_close()
         if self._ws_server is not None:
-            closer = threading.Thread(target=self._ws_server.shutdown, name="localagent-stop", daemon=True)
+            closer = threading.Thread(target=self._ws_server.shutdown, name="localagent-stop",
+                                      daemon=True)
             closer.start()
             closer.join(STOP_GRACE_S)
             if closer.is_alive():

@@ -67,7 +67,9 @@ class Session:
     input_rate = SAMPLE_RATE  #: rate of the PCM16 a client sends; the VAD always gets 16 kHz
     conversation_prefix = "conv"  #: of the ids :meth:`new_conversation_id` hands out
 
-    def __init__(self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]) -> None:
+    def __init__(
+        self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
+    ) -> None:
         self.context = context
         self.connection = connection
         self.auth = auth
@@ -251,7 +253,8 @@ class Session:
         """Answer ``utterance`` with its own audio, paced in real time."""
         self.replies += 1
         pcm = self.reply_audio(utterance.pcm)
-        reply = ReplyStream(self.replies, pcm, self.output_rate, self.chunk_bytes(), self.options.reply_lead_s)
+        reply = ReplyStream(self.replies, pcm, self.output_rate, self.chunk_bytes(),
+                            self.options.reply_lead_s)
         self.reply = reply
         self.send_reply_intro(reply, utterance.seconds)
         self.record("reply_start", event_id=reply.event_id, seconds=reply.seconds)
@@ -272,7 +275,8 @@ class Session:
         """Every reply ends with exactly one ``reply_end``: fully sent, or cut short."""
         if not reply.end_recorded:
             reply.end_recorded = True
-            self.record("reply_end", event_id=reply.event_id, seconds=reply.sent_seconds, interrupted=interrupted)
+            self.record("reply_end", event_id=reply.event_id, seconds=reply.sent_seconds,
+                        interrupted=interrupted)
 
     def interrupt(self, now: float) -> None:
         """The user talked over the reply: stop it and tell the client."""
@@ -313,8 +317,10 @@ class Session:
             log.exception("%s %s failed", type(self).__name__, self.conversation_id)
         finally:
             by = "server" if self.closed_by_server else "client"
-            code, reason = self.closed_by_server or (self.connection.close_code, self.connection.close_reason)
-            self.record("ws_closed", by=by, code=code, reason=reason, audio_s=round(self.audio_seconds, 3))
+            code, reason = self.closed_by_server or (self.connection.close_code,
+                                                     self.connection.close_reason)
+            self.record("ws_closed", by=by, code=code, reason=reason,
+                        audio_s=round(self.audio_seconds, 3))
 
     def _step(self) -> None:
         if self.context.stopping.is_set():

@@ -18,7 +18,6 @@ from websockets.sync.server import ServerConnection
 from .context import DialectContext
 from .dialect import Dialect, RestAnswer, RestRequest
 from .listener import FRAME_BYTES, FRAME_MS
-from .options import VOICEAPI_ERROR_CLOSE_CODES
 from .reply import ReplyStream
 from .session import MAX_WAIT_S, Session, dumps
 
@@ -27,6 +26,13 @@ TOKEN_PATH = "/api/v1/sdk/token"
 HEARTBEAT_PATH = "/api/v1/sdk/heartbeat"
 TOKEN_PURPOSE = "voiceapi"
 TOKEN_TTL_S = 5 * 60
+#: error code (``options.error_code``) -> WebSocket close code used after sending it
+ERROR_CLOSE_CODES = {
+    "AUTH_TIMEOUT": 4001,
+    "AUTH_FAILED": 4003,
+    "INVALID_AUTH": 4003,
+    "SESSION_SETUP_FAILED": 4500,
+}
 DEFAULT_ERROR_CLOSE = 4500
 
 
@@ -35,7 +41,9 @@ class VoiceApiSession(Session):
 
     output_rate = 16000
 
-    def __init__(self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]) -> None:
+    def __init__(
+        self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
+    ) -> None:
         super().__init__(context, connection, auth)
         self.token: str | None = None
 
@@ -63,8 +71,9 @@ class VoiceApiSession(Session):
                 parsed = json.loads(first)
             except ValueError:
                 parsed = None
-            if isinstance(parsed, dict) and isinstance(parsed.get("token"), str) and parsed["token"]:
-                token = parsed["token"]
+            candidate = parsed.get("token") if isinstance(parsed, dict) else None
+            if isinstance(candidate, str) and candidate:
+                token = candidate
         if token is None:
             self.record("auth_rejected", where="ws", reason="token_required")
             self.close(4002, "token required")
@@ -80,7 +89,7 @@ class VoiceApiSession(Session):
         self.record("ws_open", token=self.token)
         code = self.options.error_code
         if code:
-            close_code = VOICEAPI_ERROR_CLOSE_CODES.get(code, DEFAULT_ERROR_CLOSE)
+            close_code = ERROR_CLOSE_CODES.get(code, DEFAULT_ERROR_CLOSE)
             self._error(code, f"simulated {code}")
             self.record("error_sent", code=code, close_code=close_code)
             self.close(close_code, code.lower())
@@ -126,7 +135,7 @@ class VoiceApiSession(Session):
 
 
 class VoiceApiDialect(Dialect):
-    """voiceapi: a token endpoint and a heartbeat (Bearer key), in-band token auth, :class:`VoiceApiSession`."""
+    """voiceapi: token and heartbeat endpoints, in-band token auth, :class:`VoiceApiSession`."""
 
     name = "voiceapi"
     ws_path = WS_PATH
@@ -149,9 +158,11 @@ class VoiceApiDialect(Dialect):
             return RestAnswer(HTTPStatus.OK, {"status": "ok"})
         if opts.device_disabled:
             self.context.record("auth_rejected", where="rest", reason="device_disabled")
-            return RestAnswer.error(HTTPStatus.FORBIDDEN, "device_disabled", "this device is disabled")
+            return RestAnswer.error(HTTPStatus.FORBIDDEN, "device_disabled",
+                                    "this device is disabled")
         token = self.context.tokens.issue(TOKEN_PURPOSE, TOKEN_TTL_S)
         self.context.record("http_token", token=token)
-        return RestAnswer(HTTPStatus.OK, {"token": token, "ws_url": f"{self.context.ws_base}{WS_PATH}"})
+        ws_url = f"{self.context.ws_base}{WS_PATH}"
+        return RestAnswer(HTTPStatus.OK, {"token": token, "ws_url": ws_url})
 
     # The handshake only checks the path: the token comes in-band (VoiceApiSession.authenticate).

@@ -30,7 +30,9 @@ LATE_CHUNKS = 3
 class XunaSession(Session):
     """A xuna conversation: metadata, pings, transcripts, echo replies, interruptions."""
 
-    def __init__(self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]) -> None:
+    def __init__(
+        self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
+    ) -> None:
         super().__init__(context, connection, auth)
         self.output_rate = int(self.options.output_rate)
         self.next_ping_at: float | None = None
@@ -84,7 +86,8 @@ class XunaSession(Session):
             event_id = message["pong_event"].get("event_id")
         if isinstance(event_id, int) and event_id in self.outstanding_pings:
             sent = self.outstanding_pings.pop(event_id)
-            self.record("pong_ok", event_id=event_id, rtt_ms=round((time.monotonic() - sent) * 1000, 1))
+            rtt_ms = round((time.monotonic() - sent) * 1000, 1)
+            self.record("pong_ok", event_id=event_id, rtt_ms=rtt_ms)
         else:
             self.record("pong_bad", event_id=event_id)
 
@@ -110,12 +113,15 @@ class XunaSession(Session):
     # -- replies ---
     def send_reply_intro(self, reply: ReplyStream, seconds: float) -> None:
         transcript = f"I said something for {seconds:.1f} seconds"
-        self.send_json({"type": "user_transcript", "user_transcription_event": {"user_transcript": transcript}})
+        self.send_json({"type": "user_transcript",
+                        "user_transcription_event": {"user_transcript": transcript}})
         response = f"You spoke for {seconds:.1f} seconds. Here it is back."
-        self.send_json({"type": "agent_response", "agent_response_event": {"agent_response": response}})
+        self.send_json({"type": "agent_response",
+                        "agent_response_event": {"agent_response": response}})
 
     def send_reply_chunk(self, reply: ReplyStream, chunk: bytes) -> None:
-        self.send_json({"type": "audio", "audio_event": {"audio_base_64": b64(chunk), "event_id": reply.event_id}})
+        self.send_json({"type": "audio",
+                        "audio_event": {"audio_base_64": b64(chunk), "event_id": reply.event_id}})
 
     def send_interruption(self, reply: ReplyStream) -> None:
         self.send_json({"type": "interruption", "interruption_event": {"event_id": reply.event_id}})
@@ -130,7 +136,8 @@ class XunaSession(Session):
     def malformed_messages(self) -> list[str | bytes]:
         return [
             dumps({"type": "audio", "audio_event": {"audio_base_64": BAD_BASE64, "event_id": 0}}),
-            dumps({"type": "audio", "audio_event": {"audio_base_64": b64(ODD_LENGTH_PCM), "event_id": 0}}),
+            dumps({"type": "audio",
+                   "audio_event": {"audio_base_64": b64(ODD_LENGTH_PCM), "event_id": 0}}),
             dumps({"type": "mystery_event_type", "mystery_event": {"x": 1}}),
             dumps({"type": "ping"}),
             dumps({"type": "user_transcript"}),
@@ -146,7 +153,7 @@ class XunaDialect(Dialect):
     session_class = XunaSession
 
     def rest_route(self, request: RestRequest) -> RestAnswer | None:
-        """``GET`` the signed URL (``xi-api-key``, ``?agent_id=``): a single-use token in a ws URL."""
+        """``GET`` the signed URL (``xi-api-key``, ``?agent_id=``): a single-use token in it."""
         if request.path != SIGNED_URL_PATH:
             return None
         if request.method != "GET":
@@ -156,12 +163,15 @@ class XunaDialect(Dialect):
             return _rest_error(HTTPStatus.UNAUTHORIZED, "invalid_api_key", "Invalid API key")
         agent_id = request.query.get("agent_id")
         if not agent_id:
-            return _rest_error(HTTPStatus.UNPROCESSABLE_ENTITY, "missing_agent_id", "agent_id is required")
+            return _rest_error(HTTPStatus.UNPROCESSABLE_ENTITY, "missing_agent_id",
+                               "agent_id is required")
         if agent_id != opts.agent_id:
-            return _rest_error(HTTPStatus.NOT_FOUND, "agent_not_found", f"agent {agent_id} not found")
+            return _rest_error(HTTPStatus.NOT_FOUND, "agent_not_found",
+                               f"agent {agent_id} not found")
         token = self.context.tokens.issue(TOKEN_PURPOSE, SIGNED_URL_TTL_S)
         self.context.record("http_signed_url", agent_id=agent_id)
-        return RestAnswer(HTTPStatus.OK, {"signed_url": f"{self.context.ws_base}{WS_PATH}?token={token}"})
+        signed_url = f"{self.context.ws_base}{WS_PATH}?token={token}"
+        return RestAnswer(HTTPStatus.OK, {"signed_url": signed_url})
 
     def authorize_handshake(self, handshake: Handshake) -> dict[str, Any]:
         """A signed URL's ``?token=`` (single use), or ``?agent_id=`` of a public agent."""
