@@ -69,6 +69,27 @@ cp /etc/edgevoice/credentials/xuna_api_key "$work/roll.credential"
 '''
 
 
+def ansible_env(work: Path) -> dict[str, str]:
+    """This process's environment without the user's Ansible settings, and with Ansible's
+    files (collections, caches, temporary files) in ``work``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    (work / "none.cfg").write_text("")
+    env.update(PATH=f"{work / 'bin'}:{VENV_BIN}:{env['PATH']}", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_HOME=str(work / "ansible-home"), ANSIBLE_CONFIG=str(work / "none.cfg"),
+               ANSIBLE_LOCAL_TEMP=str(work / "ansible-tmp"),
+               ANSIBLE_REMOTE_TMP=str(work / "ansible-remote-tmp"), ANSIBLE_PIPELINING="1",
+               ANSIBLE_RETRY_FILES_ENABLED="0", XDG_CACHE_HOME=str(work / "cache"),
+               NO_COLOR="1")
+    return env
+
+
+def require(tool: str) -> Path:
+    path = VENV_BIN / tool
+    if not path.exists():
+        pytest.skip(f"{tool} is not in the venv: run scripts/bootstrap")
+    return path
+
+
 def recap(output: str) -> dict[str, dict[str, int]]:
     """The PLAY RECAP lines: host -> {ok: n, changed: n, failed: n, ...}."""
     hosts = {}
@@ -95,15 +116,12 @@ def inventory(*hosts: str) -> str:
 def runs(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("the role installs for real (useradd, chown): needs root")
-    playbook = VENV_BIN / "ansible-playbook"
-    if not playbook.exists():
-        pytest.skip("ansible-playbook is not in the venv: run scripts/bootstrap")
+    require("ansible-playbook")
     unshare = require_private_mounts()
     work = tmp_path_factory.mktemp("ansible")
     (work / "bin").mkdir()
     shutil.copy(FAKE_SYSTEMCTL, work / "bin" / "systemctl")
     (work / "bin" / "systemctl").chmod(0o755)
-    (work / "none.cfg").write_text("")
     (work / "one-host.yml").write_text(inventory("pi1"))
     (work / "fleet.yml").write_text(inventory("pi1", "pi2", "pi3"))
     valid = {
@@ -127,12 +145,7 @@ def runs(tmp_path_factory):
     }
     for name, values in variants.items():
         (work / f"vars-{name}.json").write_text(json.dumps(values))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(PATH=f"{work / 'bin'}:{VENV_BIN}:{env['PATH']}", ANSIBLE_NOCOLOR="1",
-               ANSIBLE_HOME=str(work / "ansible-home"), ANSIBLE_CONFIG=str(work / "none.cfg"),
-               ANSIBLE_LOCAL_TEMP=str(work / "ansible-tmp"),
-               ANSIBLE_REMOTE_TMP=str(work / "ansible-remote-tmp"), ANSIBLE_PIPELINING="1",
-               ANSIBLE_RETRY_FILES_ENABLED="0")
+    env = ansible_env(work)
     result = subprocess.run([unshare, "-m", "bash", "-c", SCENARIO, "scenario", str(work),
                              str(DEPLOY / "site.yml")],
                             capture_output=True, text=True, timeout=300, env=env)
@@ -215,3 +228,21 @@ def test_a_failed_health_check_stops_the_roll(runs):
     # the rotated key is in place, and a key the inventory no longer has is gone
     assert read(runs, "roll.credential") == NEW_SECRET
     assert read(runs, "roll.credentials").split() == ["xuna_api_key"]
+
+
+def test_the_playbook_passes_the_syntax_check(tmp_path):
+    result = subprocess.run(
+        [require("ansible-playbook"), "--syntax-check", "-i", "inventory.example.yml",
+         "site.yml"], cwd=DEPLOY, env=ansible_env(tmp_path), capture_output=True, text=True,
+        timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ansible_lint_passes_on_the_role_and_playbook(tmp_path):
+    """The strictest profile (production), offline: nothing is fetched from Galaxy."""
+    result = subprocess.run(
+        [require("ansible-lint"), "--offline", "--profile", "production", "--nocolor",
+         "site.yml", "inventory.example.yml", "roles/edgevoice"], cwd=DEPLOY,
+        env=ansible_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 failure(s), 0 warning(s)" in result.stdout + result.stderr
