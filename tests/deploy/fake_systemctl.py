@@ -6,7 +6,8 @@ namespace), records every call in ``$FAKE_SYSTEMCTL_LOG``, and answers the few c
 scripts/install and Ansible's systemd_service module use the way systemctl does
 (``show`` properties, ``is-enabled``/``is-active`` exit codes, ``enable`` making the
 ``WantedBy=`` symlink). If ``/run/fake-systemctl/dies`` exists, a started unit is
-``failed`` by the time anyone looks: a daemon that crashes right after its start.
+``failed`` by the time anyone looks: a daemon that crashes right after its start (or
+right after a reload: the new config kills it).
 """
 
 import os
@@ -69,6 +70,8 @@ def main(argv: list[str]) -> int:
         if active_state(unit) != "active":
             print(f"{unit} is not active, cannot reload.", file=sys.stderr)
             return 1
+        if (STATE / "dies").exists():
+            (STATE / unit).write_text("failed")
         return 0
     if command == "stop":
         (STATE / unit).write_text("inactive")
