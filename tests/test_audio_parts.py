@@ -10,9 +10,9 @@ import pytest
 from edgevoice.audio.frames import Framer, frame_bytes
 from edgevoice.audio.playback_buffer import PlaybackBuffer
 from edgevoice.audio.resample import StreamResampler
-from edgevoice.daemon import ReconnectPolicy
+from edgevoice.lifecycle import ReconnectPolicy
 from edgevoice.providers.base import Outcome
-from edgevoice.session import LateAudioFilter, MicQueue, Stats
+from edgevoice.flow import LateAudioFilter, MicQueue, Stats
 
 
 def sine(freq: float, rate: int, seconds: float, amp: float = 8000.0) -> np.ndarray:

@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import audible_spans, question, read_wav, write_wav
 
-DAEMON_THREADS = ("edgevoice-capture", "edgevoice-player", "edgevoice-send", "edgevoice-recv")
+DAEMON_THREADS = ("edgevoice-session", "edgevoice-capture", "edgevoice-player", "edgevoice-send",
+                  "edgevoice-recv")
 
 
 def wait_until(condition, timeout: float, what: str) -> None:
