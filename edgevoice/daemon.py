@@ -192,7 +192,6 @@ class Daemon:
             if engine is None:
                 break
             self.engine = engine
-            self._audio_restart = False
             engine.start()
             self.ready.set()
             self._notify("audio_opened", engine)
@@ -218,6 +217,7 @@ class Daemon:
     def _open_audio(self) -> AudioEngine | None:
         warned = False
         while not self.halt.is_set():
+            self._audio_restart = False  # reopening is what this does (a reload may ask again)
             a = self.config.audio
             wire_rate = make_provider(self.config).mic_rate
             try:

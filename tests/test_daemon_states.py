@@ -133,3 +133,45 @@ def test_a_thread_that_will_not_end_is_named_in_the_log(caplog):
     assert "edgevoice-stubborn" in stuck[0].getMessage()
     assert "quick" not in stuck[0].getMessage()
     assert join_threads([quick, stubborn], 0.3) == []  # both ended: nothing to say
+
+
+def test_a_missing_sound_device_is_a_state_and_a_reload_naming_one_ends_the_wait(
+        make_agent, tmp_path):
+    from edgevoice.config import parse
+    from edgevoice.daemon import Daemon
+    from edgevoice.lifecycle import Reload
+    from tests.conftest import QUESTION_WAV, ini
+
+    agent = make_agent("xuna")
+    sections = agent.config_values()
+    sections["audio"] = {"backend": "alsa", "input_device": "no such microphone",
+                         "output_device": "no such speaker"}
+    missing = parse(ini(sections))
+    sections["audio"] = {"backend": "file", "input_file": str(QUESTION_WAV),
+                         "output_file": str(tmp_path / "out.wav")}
+    fixed = parse(ini(sections))
+    reloads: list[str] = []
+
+    def reloader(current):
+        reloads.append(threading.current_thread().name)
+        assert current is missing
+        return Reload.AUDIO, fixed
+
+    daemon = Daemon(missing, reloader=reloader)
+    log = StateLog()
+    daemon.add_listener(log)
+    runner = threading.Thread(target=daemon.run, name="test-daemon-main")
+    runner.start()
+    try:
+        log.wait_for(S.WAITING_FOR_DEVICE)
+        assert not daemon.ready.is_set()
+        daemon.request_reload()  # SIGHUP after fixing the device name
+        log.wait_for(S.WAITING_FOR_DEVICE, S.CONNECTING, S.LISTENING)
+        assert daemon.ready.is_set() and daemon.config is fixed
+    finally:
+        daemon.stop()
+        runner.join(5)
+    assert not runner.is_alive()
+    assert reloads == ["edgevoice-session"]
+    waiting = [d for s, d, _ in log.calls if s == S.WAITING_FOR_DEVICE]
+    assert waiting and all(d == "sound device missing" for d in waiting)
