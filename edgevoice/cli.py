@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from edgevoice import __version__
-from edgevoice.config import DEFAULT_PATH, EX_CONFIG, ConfigError, load, render
-from edgevoice.localagent.arguments import DIALECT_NAMES, add_arguments as add_localagent_arguments
+from edgevoice.config import DEFAULT_PATH, EX_CONFIG, Config, ConfigError, load, render
+from edgevoice.dialect_names import DIALECT_NAMES
+from edgevoice.localagent.arguments import add_arguments as add_localagent_arguments
 from edgevoice.logsetup import setup_logging
 
 log = logging.getLogger(__name__)
@@ -30,21 +31,25 @@ def _cmd_run(args) -> int:
     return Service(args.config, config).run()
 
 
-def _cmd_check_config(args) -> int:
+def _load_or_explain(path: str) -> Config | None:
+    """The config at ``path``, or None after printing every problem to stderr."""
     try:
-        load(args.config)
+        return load(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return None
+
+
+def _cmd_check_config(args) -> int:
+    if _load_or_explain(args.config) is None:
         return EX_CONFIG
     print(f"{args.config}: OK")
     return 0
 
 
 def _cmd_config(args) -> int:
-    try:
-        config = load(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = _load_or_explain(args.config)
+    if config is None:
         return EX_CONFIG
     sys.stdout.write(render(config))
     return 0
@@ -69,10 +74,8 @@ def _cmd_devices(args) -> int:
 def _cmd_napster(args) -> int:
     from edgevoice import napster_admin
 
-    try:
-        config = load(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = _load_or_explain(args.config)
+    if config is None:
         return EX_CONFIG
     action = napster_admin.create_agent if args.action == "create-agent" else \
         napster_admin.update_agent

@@ -27,7 +27,6 @@ import time
 from typing import Callable
 
 from edgevoice.audio.alsa_backend import DeviceError, open_alsa_backend, reset_pyaudio
-from edgevoice.audio.bargein import BargeInSettings
 from edgevoice.audio.engine import AudioEngine
 from edgevoice.audio.file_backend import AudioFileError, open_file_backend
 from edgevoice.audio.room_backend import open_room_backend
@@ -370,7 +369,7 @@ class Daemon:
                 break
             options = SessionOptions(
                 mic_frames=config.audio.mic_queue_ms // 20, tools=tools, history=history,
-                barge_in=barge_in_settings(config) if agent.barge_in else None)
+                barge_in=config.barge_in if agent.barge_in else None)
             session = Session(provider, self.engine, config.session, self, options)
             session.mic_open = self.mic_enabled
             self.engine.frame_sink = session.offer_frame
@@ -415,13 +414,3 @@ class Daemon:
 
 def _discard(frame: bytes, t: float) -> None:
     pass
-
-
-def barge_in_settings(config: Config) -> BargeInSettings:
-    """The detector's settings from the [barge_in] section."""
-    b = config.barge_in
-    return BargeInSettings(onset_frames=b.onset_frames, gate_margin_db=b.gate_margin_db,
-                           warmup_ms=b.warmup_ms, warmup_extra_db=b.warmup_extra_db,
-                           echo_delay_ms=b.echo_delay_ms, echo_tail_ms=b.echo_tail_ms,
-                           confirm_ms=b.confirm_ms, resume_timeout_ms=b.resume_timeout_ms,
-                           vad_mode=b.vad_mode, gate=b.gate)

@@ -33,7 +33,7 @@ import backoff
 from edgevoice.providers.base import Outcome, Retry
 
 if TYPE_CHECKING:  # types only: this module imports nothing of the daemon's
-    from edgevoice.audio.bargein import BargeInSettings
+    from edgevoice.config.sections import BargeInSettings
     from edgevoice.audio.engine import AudioEngine
     from edgevoice.flow import Stats
     from edgevoice.history import History

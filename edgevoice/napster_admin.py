@@ -58,6 +58,16 @@ def _request(method: str, url: str, settings, body: dict, what: str,
     return resp
 
 
+def _send(dry_run: bool, method: str, url: str, s, body: dict, what: str, ok: tuple[int, ...],
+          out):
+    """The server's answer, or an exit status: 0 after only showing the request (dry run),
+    or the failure's status (already explained on stderr)."""
+    if dry_run:
+        _show_request(method, url, body, out)
+        return 0
+    return _request(method, url, s, body, what, ok)
+
+
 def create_agent(config, name: str | None, dry_run: bool, out=None) -> int:
     out = out if out is not None else sys.stdout  # looked up now: tests and callers swap it
     s = config.napster
@@ -67,10 +77,7 @@ def create_agent(config, name: str | None, dry_run: bool, out=None) -> int:
         return 1
     body = agent_body(s, name)
     url = s.api_url.rstrip("/") + AGENTS_PATH
-    if dry_run:
-        _show_request("POST", url, body, out)
-        return 0
-    resp = _request("POST", url, s, body, "creating the agent", (200, 201))
+    resp = _send(dry_run, "POST", url, s, body, "creating the agent", (200, 201), out)
     if isinstance(resp, int):
         return resp
     try:
@@ -100,10 +107,7 @@ def update_agent(config, name: str | None, dry_run: bool, out=None) -> int:
     body = agent_body(s, name)
     body.pop("companionId", None)  # an agent's companion is chosen when it is created
     url = f"{s.api_url.rstrip('/')}{AGENTS_PATH}/{urllib.parse.quote(s.agent_id, safe='')}"
-    if dry_run:
-        _show_request("PATCH", url, body, out)
-        return 0
-    resp = _request("PATCH", url, s, body, "updating the agent", (200, 204))
+    resp = _send(dry_run, "PATCH", url, s, body, "updating the agent", (200, 204), out)
     if isinstance(resp, int):
         return resp
     print(f"updated Omniagent {s.agent_id}: {', '.join(sorted(body)) or 'nothing to change'}",

@@ -28,10 +28,11 @@ from edgevoice.daemon import DEVICE_RETRY_S, Daemon
 from edgevoice.lifecycle import DaemonObserver, DaemonState, Reload
 from edgevoice.device.notify import StatusReporter, SystemdNotifier, ThreadHealth, WatchdogPinger
 from edgevoice.device.reload import APPLIED, REJECTED, ReloadResults, runtime_dir
+from edgevoice.providers import DIALECTS
 
 log = logging.getLogger(__name__)
 
-AGENT_SECTIONS = ("agent", "xuna", "voiceapi", "napster", "navtalk", "session", "barge_in")
+AGENT_SECTIONS = ("agent", *DIALECTS, "session", "barge_in")  # a change restarts the session
 RESTART_ONLY_SECTIONS = ("gpio",)
 
 

@@ -22,7 +22,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tests.hostile_rig import (Rig, config, counts, hostile_server, peak_rss,  # noqa: E402
+from tests.support.hostile import (Rig, config, counts, hostile_server, peak_rss,  # noqa: E402
                                reset_peak_rss, rss, settle)
 
 # (bootstrap mode or None, WebSocket mode): every way a session can end quickly

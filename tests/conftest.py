@@ -1,120 +1,18 @@
-"""Shared fixtures: an ALSA configuration of `file` PCMs, the local agent, and a daemon
-running against it with the file audio backend."""
+"""Shared fixtures: the local agent, a daemon running against it with the file audio backend,
+and systemd's notify socket. Helpers live in ``tests/support/``; this file first puts the
+ALSA configuration of `file` PCMs in place, before anything initialises PortAudio."""
 
 from __future__ import annotations
 
-import os
-import pathlib
-import tempfile
 import threading
-import wave
 
-import numpy as np
 import pytest
 
-# --- ALSA: must be in place before PortAudio initialises, i.e. before any test runs ------
-ALSA_DIR = pathlib.Path(tempfile.mkdtemp(prefix="edgevoice-alsa-"))
-ALSA_CONF = ALSA_DIR / "asoundrc"
-
-
-def _file_pcm(name: str, description: str, infile: str | None, outfile: str) -> str:
-    infile_line = f'  infile "{infile}"\n' if infile else ""
-    return (f"pcm.{name} {{\n  type file\n  slave.pcm null\n  file \"{outfile}\"\n"
-            f"{infile_line}  format \"raw\"\n  hint {{ show on description \"{description}\" }}\n}}\n")
-
-
-ALSA_CONF.write_text(
-    "</usr/share/alsa/alsa.conf>\n"
-    + _file_pcm("edgevoice_test_mic", "Test USB Microphone", str(ALSA_DIR / "mic.raw"), "/dev/null")
-    + _file_pcm("edgevoice_test_speaker", "Test Speaker", None, str(ALSA_DIR / "speaker.raw"))
-    + _file_pcm("edgevoice_mic48", "Test 48k-only Microphone", str(ALSA_DIR / "mic48.raw"),
-                "/dev/null")
-    + _file_pcm("edgevoice_speaker48", "Test 48k-only Speaker", None,
-                str(ALSA_DIR / "speaker48.raw"))
-)
-for _raw in ("mic.raw", "mic48.raw"):  # capture appears only if its infile exists at enumeration
-    (ALSA_DIR / _raw).write_bytes(bytes(640))
-os.environ["ALSA_CONFIG_PATH"] = str(ALSA_CONF)
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-QUESTION_WAV = ROOT / "edgevoice" / "data" / "question.wav"
-
-
-# --- audio helpers ----------------------------------------------------------------------
-def read_wav(path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path), "rb") as wav:
-        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2"), wav.getframerate()
-
-
-def write_wav(path, samples: np.ndarray, rate: int) -> None:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(samples.astype("<i2").tobytes())
-
-
-def question() -> tuple[np.ndarray, int]:
-    return read_wav(QUESTION_WAV)
-
-
-def audible_spans(samples: np.ndarray, rate: int, threshold: float = 300.0,
-                  min_gap_s: float = 0.25) -> list[tuple[float, float]]:
-    """(start_s, end_s) of stretches whose 20 ms RMS is above ``threshold``."""
-    hop = rate // 50
-    n = len(samples) // hop
-    if n == 0:
-        return []
-    blocks = samples[: n * hop].astype(np.float64).reshape(n, hop)
-    loud = np.sqrt((blocks ** 2).mean(axis=1)) > threshold
-    spans: list[tuple[float, float]] = []
-    start = None
-    for i, on in enumerate(loud):
-        if on and start is None:
-            start = i
-        elif not on and start is not None:
-            spans.append((start / 50, i / 50))
-            start = None
-    if start is not None:
-        spans.append((start / 50, n / 50))
-    merged: list[tuple[float, float]] = []
-    for span in spans:
-        if merged and span[0] - merged[-1][1] < min_gap_s:
-            merged[-1] = (merged[-1][0], span[1])
-        else:
-            merged.append(span)
-    return merged
+import tests.support.alsa  # noqa: F401  (first: sets ALSA_CONFIG_PATH)
+from tests.support import QUESTION_WAV, NotifySocket, ini
 
 
 # --- local agent + daemon ----------------------------------------------------------------
-def file_audio_config(agent, tmp_path, **sections) -> pathlib.Path:
-    """Write ``tmp_path/edgevoice.conf``: ``agent``'s config lines, file audio (the shipped
-    question in, ``out.wav`` out) and any further ``section={key: value}``."""
-    values = agent.config_values()
-    values["audio"] = {"backend": "file", "input_file": str(QUESTION_WAV),
-                       "output_file": str(tmp_path / "out.wav")}
-    for name, keys in sections.items():
-        values.setdefault(name, {}).update(keys)
-    path = tmp_path / "edgevoice.conf"
-    path.write_text(ini(values))
-    return path
-
-
-def require_private_mounts() -> str:
-    """The path of ``unshare`` when this process may make a private mount namespace (root
-    and util-linux); skips the test, saying why, otherwise."""
-    import shutil
-    import subprocess
-
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("unshare (util-linux) is not installed")
-    probe = subprocess.run([unshare, "-m", "sh", "-c", "mount -t tmpfs tmpfs /run"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"no private mount namespace here: {probe.stderr.strip()}")
-    return unshare
-
 @pytest.fixture
 def make_agent():
     from edgevoice.localagent import AgentOptions, LocalAgent
@@ -132,7 +30,6 @@ def make_agent():
         agent.stop()
 
 
-from edgevoice.config import ini_text as ini  # noqa: E402  (after the ALSA setup above)
 
 
 class RunningDaemon:
@@ -187,3 +84,10 @@ def run_daemon(tmp_path):
     for handle in running:
         handle.daemon.stop()
         handle.thread.join(5)
+
+
+@pytest.fixture
+def notify():
+    sock = NotifySocket()
+    yield sock
+    sock.close()

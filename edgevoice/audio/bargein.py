@@ -27,11 +27,13 @@ from __future__ import annotations
 import collections
 import math
 import threading
-from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 import webrtcvad
+
+# one class for the [barge_in] section and the detector (the keys are documented there)
+from edgevoice.config.sections import BargeInSettings  # noqa: F401  (also imported from here)
 
 SILENCE_DB = -100.0
 VAD_RATES = (8000, 16000, 32000, 48000)
@@ -112,29 +114,6 @@ class SpeakerLevels:
                 if level > best:
                     best = level
         return best
-
-
-@dataclass(frozen=True)
-class BargeInSettings:
-    onset_frames: int = 3          # consecutive speech frames passing the gate → pause
-    gate_margin_db: float = 5.0    # mic must beat the expected echo by this much
-    warmup_ms: int = 400           # after the agent starts: stricter gate …
-    warmup_extra_db: float = 6.0   # … by this much
-    echo_delay_ms: int = 0         # 0: measure it; else the acoustic + device delay
-    echo_tail_ms: int = 250        # reverberation counted as echo after the delay (fading)
-    initial_coupling_db: float = 0.0  # echo coupling assumed before it is learned
-    confirm_ms: int = 600          # speech this long confirms (dialects without an event)
-    resume_timeout_ms: int = 1500  # no confirmation this long and silence → resume
-    silence_to_resume_ms: int = 300
-    vad_mode: int = 3
-    gate: bool = True              # False: VAD alone (for measuring what the gate buys)
-    # with an echo canceller in front: pause at once on a frame far louder than the echo
-    # could leave, and resume unless voice detection confirms it within provisional_ms
-    fast_onset: bool = True
-    fast_margin_db: float = 6.0    # above the gate's own threshold
-    fast_frames: int = 1
-    provisional_ms: int = 240
-    confirm_frames: int = 2        # speech frames passing the gate that confirm it
 
 
 class Decision(StrEnum):

@@ -1,16 +1,16 @@
 """The local agent's command-line options, declared once.
 
 Both ``python -m edgevoice.localagent`` and ``edgevoice localagent`` use
-:func:`add_arguments`. This module imports nothing but argparse, so the daemon's CLI can
-declare the sub-command without loading the agent's server libraries.
+:func:`add_arguments`. This module imports nothing but argparse and the dialect names, so the
+daemon's CLI can declare the sub-command without loading the agent's server libraries.
 """
 
 from __future__ import annotations
 
 import argparse
 
-#: The dialects the local agent speaks (``server.DIALECTS`` holds their implementations).
-DIALECT_NAMES = ("napster", "navtalk", "voiceapi", "xuna")
+# the dialects the local agent speaks (``server.DIALECTS`` holds their implementations)
+from edgevoice.dialect_names import DIALECT_NAMES
 
 DEFAULT_PORT = 8765
 

@@ -310,3 +310,28 @@ def dig(obj: Any, *path: str) -> Any:
             return None
         obj = obj.get(key)
     return obj
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """One agent dialect, as its module (``edgevoice/providers/<name>.py``) declares it in
+    ``DIALECT``; the registry (``edgevoice.providers.DIALECTS``) lists them.
+
+    - ``settings``: its config section ``[<name>]``, a frozen dataclass of keys
+      (``edgevoice.config.types.key``) with ``check() -> list[Problem]`` for the rules that
+      apply when it is the dialect in use (what must be set).
+    - ``provider``: the :class:`Provider` class, built with the section's settings, one per
+      session.
+    - ``takes_history``: the provider is also given the recent user turns
+      (``[agent] history_replay_turns``) at session start.
+    """
+
+    name: str
+    settings: type
+    provider: type[Provider]
+    takes_history: bool = False
+
+    def make_provider(self, settings: Any, history: Sequence[str] = ()) -> Provider:
+        if self.takes_history:
+            return self.provider(settings, history)  # type: ignore[call-arg]
+        return self.provider(settings)  # type: ignore[call-arg]

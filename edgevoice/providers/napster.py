@@ -16,8 +16,13 @@ import json
 import logging
 import urllib.parse
 from typing import Any
+from dataclasses import dataclass
 
-from edgevoice.providers.base import (brief, loads, ConnectPlan, Event, HttpRequest, HttpResponse,
+from edgevoice import redact
+from edgevoice.config.errors import Problem, missing
+from edgevoice.config.types import Boolean, Choice, Json, List, Pattern, Secret, Url, key
+from edgevoice.providers.base import (brief, loads, ConnectPlan, Dialect, Event, HttpRequest,
+                                      HttpResponse,
                                       Interruption, Malformed, Notice, Outcome, Provider, Ready,
                                       ResponseDone, SessionFailed, ToolCall, Transcript, dig, http_failure,
                                       clean_id, parse_arguments, parse_json_object,
@@ -106,6 +111,43 @@ def ws_url(url: str) -> str:
     if url.startswith("http://"):
         return "ws://" + url[len("http://"):]
     return url
+
+
+@dataclass(frozen=True)
+class NapsterSettings:
+    """The [napster] section."""
+
+    api_url: str = key("REST base URL.", "https://companion-api.napster.com",
+                       Url("http", "https"))
+    api_key: redact.Secret | None = key("API key (X-Api-Key).", None, Secret())
+    agent_id: str = key("Omniagent id; when set, sessions open with "
+                        "/public/agents/{agent_id}/connections and the per-session settings "
+                        "below are not sent.")
+    companion_id: str = key("Companion id (per-session connections).")
+    voice_id: str = key("Voice id (providerConfig.voiceId).")
+    provider_settings: dict = key("JSON object of provider settings, e.g. "
+                                  '{"temperature": 0.7}.', None, Json())
+    functions: tuple = key("Function ids to attach, comma-separated.", (), List())
+    faq_collections: tuple = key("FAQ collection ids, comma-separated.", (), List())
+    knowledge_base_id: str = key("Knowledge base id.")
+    language: str = key("Conversation language, e.g. English.")
+    tags: tuple = key("Tags for the session, comma-separated.", (), List())
+    external_client_id: str = key("Your id for this device/user (1-32 of A-Z a-z 0-9 _ -).",
+                                  "", Pattern(r"[A-Za-z0-9_-]{1,32}",
+                                              "1-32 characters of A-Z a-z 0-9 _ -"))
+    external_client_profile: dict = key("JSON object describing the user/device.", None,
+                                        Json())
+    disable_idle_timeout: bool = key("Ask the server not to end idle sessions.", False,
+                                     Boolean())
+    send_audio_key: str = key("Key of the audio payload sent: data (documented form) or audio.",
+                              "data", Choice("data", "audio"))
+    agent_name: str = key("Name given to an Omniagent by `edgevoice napster create-agent`.")
+
+    def check(self) -> list[Problem]:
+        return missing("napster", [
+            (not self.api_key, "api_key", "set api_key or api_key_file"),
+            (not self.agent_id and not self.companion_id, "companion_id",
+             "set companion_id (per-session) or agent_id (Omniagent)")])
 
 
 class NapsterProvider(Provider):
@@ -251,3 +293,6 @@ class NapsterProvider(Provider):
         while len(self._calls_seen) > 64:
             self._calls_seen.popitem(last=False)
         return [ToolCall(call_id, name, parse_arguments(data.get("arguments")))]
+
+
+DIALECT = Dialect("napster", NapsterSettings, NapsterProvider)

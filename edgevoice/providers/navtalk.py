@@ -16,8 +16,12 @@ import json
 import logging
 import urllib.parse
 from typing import Any, Sequence
+from dataclasses import dataclass
 
-from edgevoice.providers.base import (brief, ConnectPlan, Ended, Event, HttpResponse,
+from edgevoice import redact
+from edgevoice.config.errors import Problem, missing
+from edgevoice.config.types import Secret, Url, key
+from edgevoice.providers.base import (Dialect, brief, ConnectPlan, Ended, Event, HttpResponse,
                                       Interruption, Malformed, Notice, Outcome, Provider, Ready,
                                       Reply, ResponseDone, ToolCall, Transcript, parse_arguments,
                                       parse_json_object, pcm_from_base64)
@@ -25,6 +29,24 @@ from edgevoice.providers.base import (brief, ConnectPlan, Ended, Event, HttpResp
 MAX_B64_CHARS = 4096  # the documented limit of one append message's audio
 BUSY_RETRY_S = 30.0
 _BUSY = ("gpu_full", "connection_limit_exceeded", "backend_error")
+
+
+@dataclass(frozen=True)
+class NavTalkSettings:
+    """The [navtalk] section."""
+
+    url: str = key("WebSocket endpoint.", "wss://transfer.navtalk.ai/wss/v2/realtime-chat",
+                   Url("ws", "wss"))
+    license: redact.Secret | None = key("License (API key); it travels in the URL's query, "
+                                        "which edgevoice never logs.", None, Secret())
+    name: str = key("Digital human's name, e.g. navtalk.Leo.")
+    avatar_id: str = key("Avatar id (wins over name when both are set).")
+
+    def check(self) -> list[Problem]:
+        return missing("navtalk", [
+            (not self.license, "license", "set license or license_file"),
+            (not self.name and not self.avatar_id, "name",
+             "set name (e.g. navtalk.Leo) or avatar_id")])
 
 
 class NavTalkProvider(Provider):
@@ -159,3 +181,6 @@ class NavTalkProvider(Provider):
         while len(self._calls_seen) > 64:
             self._calls_seen.popitem(last=False)
         return [ToolCall(call_id, name, parse_arguments(field("arguments")))]
+
+
+DIALECT = Dialect("navtalk", NavTalkSettings, NavTalkProvider, takes_history=True)

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 
-from edgevoice.providers.base import (brief, AgentAudio, ConnectPlan, Ended, Event, HttpRequest,
-                                      HttpResponse, Malformed, Notice, Outcome, Provider, Ready,
-                                      SessionFailed, dig, http_failure, parse_json_object)
+from edgevoice import redact
+from edgevoice.config.errors import Problem, missing
+from edgevoice.config.types import Secret, Url, key
+from edgevoice.providers.base import (brief, AgentAudio, ConnectPlan, Dialect, Ended, Event,
+                                      HttpRequest, HttpResponse, Malformed, Notice, Outcome,
+                                      Provider, Ready, SessionFailed, dig, http_failure,
+                                      parse_json_object)
 
 TOKEN_PATH = "/api/v1/sdk/token"
 HEARTBEAT_PATH = "/api/v1/sdk/heartbeat"
@@ -40,6 +45,20 @@ _CLOSE_CODES = {
     4500: Outcome("closed 4500: session setup failed", "later", 2.0),
     1000: Outcome("server closed the session normally"),
 }
+
+
+@dataclass(frozen=True)
+class VoiceApiSettings:
+    """The [voiceapi] section."""
+
+    api_url: str = key("REST base URL; the token is fetched from {api_url}/api/v1/sdk/token.",
+                       "", Url("http", "https"))
+    api_key: redact.Secret | None = key("API key (Bearer).", None, Secret())
+
+    def check(self) -> list[Problem]:
+        return missing("voiceapi", [
+            (not self.api_url, "api_url", "set the Voice API base URL (api_url = https://...)"),
+            (not self.api_key, "api_key", "set api_key or api_key_file")])
 
 
 class VoiceApiProvider(Provider):
@@ -105,3 +124,6 @@ class VoiceApiProvider(Provider):
     def close_outcome(self, code: int | None, reason: str) -> Outcome:
         known = _CLOSE_CODES.get(code) if code is not None else None
         return known or super().close_outcome(code, reason)
+
+
+DIALECT = Dialect("voiceapi", VoiceApiSettings, VoiceApiProvider)

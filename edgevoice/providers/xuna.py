@@ -10,8 +10,12 @@ import base64
 import json
 import logging
 import urllib.parse
+from dataclasses import dataclass
 
-from edgevoice.providers.base import (brief, ConnectPlan, Event, HttpRequest,
+from edgevoice import redact
+from edgevoice.config.errors import Problem, missing
+from edgevoice.config.types import Choice, Secret, Url, key
+from edgevoice.providers.base import (Dialect, brief, ConnectPlan, Event, HttpRequest,
                                       HttpResponse, Interruption, Malformed, Notice, Outcome,
                                       OutputFormat, Provider, Ready, Reply, SessionFailed,
                                       ToolCall, Transcript, clean_id, dig, http_failure,
@@ -37,6 +41,31 @@ def parse_audio_format(fmt: object) -> int | None:
             return None
         return rate if 8000 <= rate <= 96000 else None
     return None
+
+
+@dataclass(frozen=True)
+class XunaSettings:
+    """The [xuna] section."""
+
+    agent_id: str = key("The agent's id (XUNA dashboard).")
+    api_key: redact.Secret | None = key(
+        "API key; when set, a signed URL is fetched for every session (private agents).",
+        None, Secret())
+    url: str = key("WebSocket endpoint.", "wss://api.xuna.ai/v1/convai/conversation",
+                   Url("ws", "wss"))
+    api_url: str = key("REST base URL (signed URLs).", "https://api.xuna.ai",
+                       Url("http", "https"))
+    audio_form: str = key(
+        "How mic audio is sent: audio_event (XUNA) or user_audio_chunk (ElevenLabs form).",
+        "audio_event", Choice("audio_event", "user_audio_chunk"))
+    prompt: str = key("Override the agent's prompt for this device (empty: agent default).")
+    first_message: str = key("Override the agent's first message (empty: agent default).")
+    language: str = key("Override the conversation language, e.g. en (empty: agent default).")
+    voice_id: str = key("Override the TTS voice id (empty: agent default).")
+
+    def check(self) -> list[Problem]:
+        return missing("xuna", [(not self.agent_id, "agent_id",
+                                 "the xuna provider needs the agent's id (agent_id = ...)")])
 
 
 class XunaProvider(Provider):
@@ -198,3 +227,6 @@ _HANDLERS = {
     "client_error": XunaProvider._client_error,
     "error": XunaProvider._client_error,
 }
+
+
+DIALECT = Dialect("xuna", XunaSettings, XunaProvider)
