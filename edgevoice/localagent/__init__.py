@@ -5,6 +5,10 @@ Speaks the ``xuna``, ``voiceapi``, ``napster`` and ``navtalk`` dialects on loopb
 misbehave on request. It is written from the protocol specs alone and shares no code
 with the daemon's providers.
 
+Each dialect is one :class:`Dialect` subclass (``xuna.XunaDialect``...) registered in
+:mod:`.registry` under its name in ``arguments.DIALECT_NAMES``; it sees the agent only
+through a :class:`DialectContext` (options, token store, event log, ids and counters).
+
     from edgevoice.localagent import LocalAgent, AgentOptions
     with LocalAgent("voiceapi", AgentOptions(barge_in_ms=200)) as agent:
         print(agent.config_values())
@@ -12,26 +16,32 @@ with the daemon's providers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["AgentOptions", "Event", "LocalAgent"]
+__all__ = ["AgentOptions", "Dialect", "DialectContext", "Event", "LocalAgent"]
 
 if TYPE_CHECKING:
+    from .context import DialectContext
+    from .dialect import Dialect
     from .events import Event
     from .options import AgentOptions
     from .server import LocalAgent
 
+#: Public name -> the module that defines it, imported on first use.
+_HOMES = {
+    "AgentOptions": ".options",
+    "Dialect": ".dialect",
+    "DialectContext": ".context",
+    "Event": ".events",
+    "LocalAgent": ".server",
+}
 
-def __getattr__(name: str):
+
+def __getattr__(name: str) -> Any:
     # Lazy, so that `edgevoice.localagent.arguments` (imported by the daemon's CLI) does not
     # load the WebSocket server library.
-    if name == "LocalAgent":
-        from .server import LocalAgent
-        return LocalAgent
-    if name == "AgentOptions":
-        from .options import AgentOptions
-        return AgentOptions
-    if name == "Event":
-        from .events import Event
-        return Event
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home, __name__), name)

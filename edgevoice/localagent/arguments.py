@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-# the dialects the local agent speaks (``server.DIALECTS`` holds their implementations)
+# the dialects the local agent speaks (``registry.DIALECTS`` maps each to its class); the
+# names are the one thing the local agent shares with the daemon's registry
 from edgevoice.dialect_names import DIALECT_NAMES
 
 DEFAULT_PORT = 8765

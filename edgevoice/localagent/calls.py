@@ -25,6 +25,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from websockets.sync.server import ServerConnection
+
+from .context import DialectContext
 from .listener import SpeechEnded
 from .session import Session
 
@@ -49,23 +52,26 @@ def user_text(seconds: float) -> str:
 class CallingSession(Session):
     """A session whose first answer may wait for a client-side function call."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
+    ) -> None:
+        super().__init__(context, connection, auth)
         self.pending_call: PendingCall | None = None
         self.calls_made = 0
         self.function_result: tuple[str, str] | None = None  # (name, output) for the next reply
 
-    # --- hooks for dialects -------------------------------------------------------
+    # -- hooks for dialects -----------------------------------------------------------
     def send_utterance_heard(self, utterance: SpeechEnded) -> None:
         """Messages sent as soon as an utterance ends (transcripts), before any call."""
 
     def send_function_call(self, call: PendingCall) -> None:
+        """Ask the client to run ``call``."""
         raise NotImplementedError
 
     def send_function_timeout(self, call: PendingCall) -> None:
         """Tell the client the call timed out (if the dialect can)."""
 
-    # --- flow ---------------------------------------------------------------------
+    # -- flow -------------------------------------------------------------------------
     def reply_text(self, seconds: float) -> str:
         """The agent's answer; mentions the output of the call just resolved, once."""
         text = f"You spoke for {seconds:.1f} seconds. Here it is back."
@@ -76,6 +82,7 @@ class CallingSession(Session):
         return text
 
     def on_utterance(self, utterance: SpeechEnded) -> None:
+        """Answer the utterance, or make the session's one function call first."""
         self.send_utterance_heard(utterance)
         if self.pending_call is not None:
             self.pending_call.utterance = utterance
@@ -84,7 +91,7 @@ class CallingSession(Session):
         if spec and self.calls_made == 0:
             self.calls_made += 1
             call = PendingCall(
-                call_id=self.agent.next_id("call"),
+                call_id=self.context.next_id("call"),
                 name=str(spec.get("name", "function")),
                 arguments=spec.get("arguments", {}),
                 utterance=utterance,
@@ -92,7 +99,8 @@ class CallingSession(Session):
             )
             self.pending_call = call
             self.send_function_call(call)
-            self.record("function_called", call_id=call.call_id, name=call.name, arguments=call.arguments)
+            self.record("function_called", call_id=call.call_id, name=call.name,
+                        arguments=call.arguments)
             return
         self.start_reply(utterance)
 
@@ -117,6 +125,7 @@ class CallingSession(Session):
         self.start_reply(call.utterance)
 
     def on_tick(self, now: float) -> float | None:
+        """Give up on a pending call whose time is over; returns its deadline otherwise."""
         call = self.pending_call
         if call is None:
             return None

@@ -21,6 +21,7 @@ from .server import LocalAgent
 
 log = logging.getLogger(__name__)
 
+
 def config_text(values: dict[str, dict[str, str]]) -> str:
     """INI text for config_values()."""
     lines: list[str] = []
@@ -32,6 +33,7 @@ def config_text(values: dict[str, dict[str, str]]) -> str:
 
 
 def _log_event(event: Event) -> None:
+    """Log one agent event at INFO, secrets masked, client messages by their type only."""
     data: dict[str, Any] = redacted(event.data)
     if "message" in data:  # client messages can be large; their type is enough here
         message = data["message"]
@@ -44,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
     http_port = args.http_port
     if http_port is None:
         http_port = args.port + 1 if args.port else 0
-    options = AgentOptions(output_rate=args.output_rate, private=args.private, omniagent=args.omniagent)
-    agent = LocalAgent(args.dialect, options, host=args.host, ws_port=args.port, http_port=http_port)
+    options = AgentOptions(output_rate=args.output_rate, private=args.private,
+                           omniagent=args.omniagent)
+    agent = LocalAgent(args.dialect, options, host=args.host, ws_port=args.port,
+                       http_port=http_port)
     agent.add_listener(_log_event)
     agent.start()
 
@@ -76,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edgevoice.localagent", description=__doc__.split("\n")[0])
+    """``python -m edgevoice.localagent``: parse ``argv``, log at ``--log-level``, :func:`run`."""
+    parser = argparse.ArgumentParser(prog="python -m edgevoice.localagent",
+                                     description=__doc__.split("\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=(args.log_level or "info").upper(),

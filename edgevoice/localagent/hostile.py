@@ -44,6 +44,7 @@ DRIP_S = 0.2
 
 
 def ws_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """One unmasked server frame (RFC 6455): ``opcode`` 0x1 text, 0x8 close, 0xA pong..."""
     head = bytes([(0x80 if fin else 0) | opcode])
     n = len(payload)
     if n < 126:
@@ -56,6 +57,7 @@ def ws_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
 
 
 def _text(message: dict) -> bytes:
+    """A text frame of ``message`` as JSON."""
     return ws_frame(0x1, json.dumps(message).encode())
 
 
@@ -65,6 +67,15 @@ HELLO = {"type": "conversation_initiation_metadata",
 
 
 class HostileServer:
+    """Listens on loopback and misbehaves per request path; each connection in its own thread.
+
+    ::
+
+        server = HostileServer()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"ws://127.0.0.1:{server.port}/ws/silent"
+    """
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.listener = socket.create_server((host, port))
         self.host, self.port = self.listener.getsockname()[:2]
@@ -72,6 +83,7 @@ class HostileServer:
         self.gzip_bomb = gzip.compress(b" " * (16 << 20))
 
     def serve_forever(self) -> None:
+        """Accept connections until the listening socket is closed."""
         while True:
             try:
                 conn, _ = self.listener.accept()
@@ -80,6 +92,7 @@ class HostileServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        """Read one request head and hand the connection to the HTTP or WebSocket mode."""
         conn.settimeout(60)
         try:
             request = b""
@@ -109,8 +122,9 @@ class HostileServer:
 
     # -- HTTP ---------------------------------------------------------------------------------
     def _http(self, conn: socket.socket, mode: str, query: dict) -> None:
-        chunked = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" \
-                  b"Transfer-Encoding: chunked\r\n\r\n"
+        """Answer one HTTP request the ``mode`` way, then read until the client hangs up."""
+        chunked = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n")
         if mode == "drip":
             conn.sendall(b"HTTP/1.1 200 OK\r\n")
             while True:
@@ -166,6 +180,7 @@ class HostileServer:
 
     # -- WebSocket ---------------------------------------------------------------------------------
     def _websocket(self, conn: socket.socket, mode: str, key: str, query: dict) -> None:
+        """Open (or botch) a WebSocket the ``mode`` way."""
         if mode == "drip":  # the handshake answer, one byte at a time
             conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n")
             while True:
@@ -239,6 +254,7 @@ def _read_frame(stream) -> tuple[int, bytes] | None:
 
 
 def main() -> None:
+    """Print the port, then serve until killed."""
     server = HostileServer()
     print(server.port, flush=True)
     server.serve_forever()

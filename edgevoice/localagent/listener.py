@@ -89,7 +89,8 @@ class UtteranceListener:
             self._last_voiced = len(self._utterance) - 1
         else:
             self._silence_run += 1
-        if self._silence_run >= self._end_silence_frames or len(self._utterance) >= self._max_frames:
+        if (self._silence_run >= self._end_silence_frames
+                or len(self._utterance) >= self._max_frames):
             return self._finish()
         if not self._announced and self._last_voiced + 1 >= self._min_speech_frames:
             self._announced = True

@@ -54,28 +54,22 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import math
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Mapping
-from urllib.parse import parse_qs, urlsplit
+from http import HTTPStatus
+from typing import Any
 
-from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection
 
 from .calls import CallingSession, PendingCall, user_text
+from .context import DialectContext
+from .dialect import Dialect, Handshake, HandshakeRefused, RestAnswer, RestRequest
 from .listener import SpeechEnded
 from .options import AgentOptions
 from .reply import ReplyStream
-from .session import b64 as _b64
-from .session import dumps as _dumps
-
-if TYPE_CHECKING:
-    from .server import LocalAgent
-
-log = logging.getLogger(__name__)
+from .session import BAD_BASE64, BINARY_GARBAGE, ODD_LENGTH_PCM, b64, dumps
 
 WS_PATH = "/napster/ws"
 WS_CONNECTIONS_PATH = "/public/ws-connections"
@@ -85,274 +79,39 @@ TOKEN_TTL_S = 5 * 60
 EXTERNAL_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 #: napster_audio_form -> (key of the event name, key of the base64 inside ``data``)
-AUDIO_FORMS = {"event/data": ("event", "data"), "type/data": ("type", "data"), "event/audio": ("event", "audio")}
+AUDIO_FORMS = {"event/data": ("event", "data"), "type/data": ("type", "data"),
+               "event/audio": ("event", "audio")}
 TOKEN_FORMS = ("authToken", "token")
 URL_SCHEMES = ("ws", "http")
 
 
-def check_options(options: AgentOptions) -> None:
-    """Refuse option values this dialect cannot honour (raised when the agent is made)."""
-    if options.napster_audio_form not in AUDIO_FORMS:
-        raise ValueError(f"napster_audio_form must be one of {', '.join(AUDIO_FORMS)}")
-    if options.napster_token_form not in TOKEN_FORMS:
-        raise ValueError(f"napster_token_form must be one of {', '.join(TOKEN_FORMS)}")
-    if options.napster_url_scheme not in URL_SCHEMES:
-        raise ValueError(f"napster_url_scheme must be one of {', '.join(URL_SCHEMES)}")
-
-
-class NapsterState:
-    """Per-agent napster state: created agents, the rate-limit clock, token -> connection."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.agents: dict[str, dict[str, Any]] = {}
-        self.channels: dict[tuple[str, str], dict[str, Any]] = {}
-        self.last_connection_at: float | None = None
-        self.connection_of_token: dict[str, str] = {}
-
-
-def new_state(agent: LocalAgent) -> NapsterState:
-    return NapsterState()
-
-
-
-
-# --- REST -------------------------------------------------------------------------
-Answer = tuple[Any, ...]
-
-
-def _error(status: int, error: str, message: str) -> Answer:
-    return status, {"error": error, "message": message}
-
-
-def _json_body(body: bytes) -> dict[str, Any] | None:
-    """The body as a JSON object ({} when empty), or None when it is not one."""
-    if not body.strip():
-        return {}
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-def rest_route(
-    agent: LocalAgent,
-    method: str,
-    path: str,
-    query: dict[str, str],
-    headers: Mapping[str, str],
-    body: bytes = b"",
-) -> Answer | None:
-    """Answer a REST request, or None when the path is not part of this dialect."""
-    if path == WS_CONNECTIONS_PATH:
-        parts: list[str] = []
-    elif path == AGENTS_PATH or path.startswith(AGENTS_PATH + "/"):
-        parts = [p for p in path[len(AGENTS_PATH) :].split("/") if p]
-    else:
-        return None
-    opts = agent.options
-    if opts.reject_auth or headers.get("X-Api-Key") != opts.api_key:
-        agent.log.record("auth_rejected", where="rest", reason="bad_api_key")
-        return _error(401, "unauthorized", "invalid or missing X-Api-Key")
-    state: NapsterState = agent.dialect_state
-
-    if path == WS_CONNECTIONS_PATH:
-        if method != "POST":
-            return _error(405, "method_not_allowed", "use POST")
-        return _ws_connection(agent, body)
-    if not parts:  # /public/agents
-        if method != "POST":
-            return _error(405, "method_not_allowed", "use POST")
-        return _create_agent(agent, state, body)
-
-    agent_id = parts[0]
-    with state.lock:
-        known = agent_id == opts.agent_id or agent_id in state.agents
-        stored = dict(state.agents.get(agent_id, {"id": agent_id, "companionId": opts.companion_id}))
-    if not known:
-        return _error(404, "not_found", f"agent {agent_id} not found")
-    if len(parts) == 1:
-        if method == "GET":
-            return 200, stored
-        if method != "PATCH":
-            return _error(405, "method_not_allowed", "use GET or PATCH")
-        return _update_agent(agent, state, agent_id, stored, body)
-    if len(parts) == 2 and parts[1] == "connections":
-        if method != "POST":
-            return _error(405, "method_not_allowed", "use POST")
-        return _agent_connection(agent, agent_id, body)
-    if len(parts) == 3 and parts[1] == "channels":
-        if method != "PUT":
-            return _error(405, "method_not_allowed", "use PUT")
-        fields = _json_body(body)
-        if fields is None:
-            return _error(400, "bad_request", "body must be a JSON object")
-        with state.lock:
-            state.channels[(agent_id, parts[2])] = fields
-        agent.log.record("http_agent_channel", agent_id=agent_id, channel_type=parts[2], body=fields)
-        return 200, {"agentId": agent_id, "channelType": parts[2], **fields}
-    return None
-
-
-def _check_external_client_id(fields: dict[str, Any]) -> Answer | None:
-    value = fields.get("externalClientId")
-    if value is not None and not (isinstance(value, str) and EXTERNAL_CLIENT_ID.match(value)):
-        return _error(400, "bad_request", "externalClientId must match ^[A-Za-z0-9_-]{1,32}$")
-    return None
-
-
-def _ws_connection(agent: LocalAgent, body: bytes) -> Answer:
-    fields = _json_body(body)
-    if fields is None:
-        return _error(400, "bad_request", "body must be a JSON object")
-    companion = fields.get("companionId")
-    if not isinstance(companion, str) or not companion:
-        return _error(400, "bad_request", "companionId is required")
-    bad = _check_external_client_id(fields)
-    if bad is not None:
-        return bad
-    return _issue_connection(agent, "http_ws_connection", {"body": fields})
-
-
-def _agent_connection(agent: LocalAgent, agent_id: str, body: bytes) -> Answer:
-    fields = _json_body(body)
-    if fields is None:
-        return _error(400, "bad_request", "body must be a JSON object")
-    if fields.get("channelType") != "websocket":
-        return _error(400, "bad_request", "channelType must be websocket on this endpoint")
-    bad = _check_external_client_id(fields)
-    if bad is not None:
-        return bad
-    return _issue_connection(agent, "http_agent_connection", {"agent_id": agent_id, "body": fields})
-
-
-def _create_agent(agent: LocalAgent, state: NapsterState, body: bytes) -> Answer:
-    fields = _json_body(body)
-    if fields is None:
-        return _error(400, "bad_request", "body must be a JSON object")
-    companion = fields.get("companionId")
-    if not isinstance(companion, str) or not companion:
-        return _error(400, "bad_request", "companionId is required")
-    fields.pop("id", None)
-    agent_id = agent.next_id("agent")
-    created = {"id": agent_id, **fields}
-    with state.lock:
-        state.agents[agent_id] = created
-    agent.log.record("http_agent_create", agent_id=agent_id, body=fields)
-    return 200, created
-
-
-def _update_agent(
-    agent: LocalAgent, state: NapsterState, agent_id: str, stored: dict[str, Any], body: bytes
-) -> Answer:
-    fields = _json_body(body)
-    if fields is None:
-        return _error(400, "bad_request", "body must be a JSON object")
-    fields.pop("id", None)
-    stored.update(fields)  # PATCH changes only the fields sent
-    with state.lock:
-        state.agents[agent_id] = stored
-    agent.log.record("http_agent_update", agent_id=agent_id, body=fields)
-    return 200, stored
-
-
-def _issue_connection(agent: LocalAgent, kind: str, data: dict[str, Any]) -> Answer:
-    """Apply the limits, then issue a single-use token and a connection id."""
-    opts = agent.options
-    state: NapsterState = agent.dialect_state
-    with state.lock:
-        now = time.monotonic()
-        limit = opts.napster_rate_limit_s
-        if limit and state.last_connection_at is not None and now - state.last_connection_at < limit:
-            retry_after = max(1, math.ceil(limit - (now - state.last_connection_at)))
-            agent.log.record("http_rate_limited", retry_after=retry_after)
-            return (
-                429,
-                {"error": "too many requests", "message": f"retry after {retry_after} s"},
-                {"Retry-After": str(retry_after)},
-            )
-        most = opts.napster_max_sessions
-        open_now = agent.open_sessions
-        if most is not None and open_now >= most:
-            agent.log.record("http_session_limit", open=open_now)
-            return 409, {"error": "concurrent session limit"}
-        state.last_connection_at = now
-        connection_id = agent.next_id("conn")
-        token = agent.tokens.issue(TOKEN_PURPOSE, TOKEN_TTL_S)
-        state.connection_of_token[token] = connection_id
-    agent.log.record(kind, connection_id=connection_id, **data)
-    return 200, {"token": _encode_token(agent, token), "connection": {"id": connection_id}}
-
-
-def _encode_token(agent: LocalAgent, token: str) -> str:
-    opts = agent.options
-    url = f"{opts.napster_url_scheme}://{agent.host}:{agent.ws_port}{WS_PATH}"
-    if opts.napster_token_form == "token":
-        decoded = {"url": f"{url}?token={token}", "token": token}
-    else:
-        decoded = {"url": url, "authToken": token}
-    return base64.b64encode(json.dumps(decoded).encode()).decode("ascii")
-
-
-# --- WebSocket handshake -----------------------------------------------------------
-def process_request(agent: LocalAgent, connection: ServerConnection, request: Request) -> Response | None:
-    """Authenticate the opening handshake (Bearer header or ?token=); a Response refuses it."""
-    url = urlsplit(request.path)
-    if url.path != WS_PATH:
-        agent.log.record("ws_bad_path", path=url.path)
-        return connection.respond(404, "Not Found\n")
-
-    def refuse(status: int, reason: str) -> Response:
-        agent.log.record("auth_rejected", where="ws", reason=reason)
-        return connection.respond(status, "Unauthorized\n" if status == 401 else "Forbidden\n")
-
-    if agent.options.reject_auth:
-        return refuse(403, "reject_auth")
-    query_token = parse_qs(url.query).get("token", [None])[0]
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, header_token = header.partition(" ")
-        header_token = header_token.strip()
-        if scheme.lower() != "bearer" or not header_token:
-            return refuse(401, "bad_authorization_header")
-        token, how = header_token, ("both" if query_token == header_token else "header")
-    elif query_token:
-        token, how = query_token, "query"
-    else:
-        return refuse(401, "missing_token")
-    status = agent.tokens.redeem(token, TOKEN_PURPOSE)
-    if status != "ok":
-        return refuse(403, f"token_{status}")
-    state: NapsterState = agent.dialect_state
-    with state.lock:
-        connection_id = state.connection_of_token.pop(token, None)
-    connection.localagent_auth = {"auth": how, "connection_id": connection_id or agent.next_id("conn")}
-    return None
-
-
-# --- session ------------------------------------------------------------------------
 class NapsterSession(CallingSession):
     """A napster conversation: avatar/talk states, messages, parroted audio, function calls."""
 
-    dialect = "napster"
+    conversation_prefix = "conn"
 
-    def __init__(self, agent: LocalAgent, ws: ServerConnection, auth: dict[str, Any]) -> None:
-        super().__init__(agent, ws, auth)
-        self.conversation_id = auth.get("connection_id") or agent.next_id("conn")
+    def __init__(
+        self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
+    ) -> None:
+        super().__init__(context, connection, auth)
         self.items = 0
         self.audio_keys: set[str] = set()
         self.reply_texts: dict[int, str] = {}
         self.deltas_sent: set[int] = set()
 
-    # --- sending helpers ---
+    def new_conversation_id(self) -> str:
+        """The connection id the REST call issued with the token (the handshake looked it up)."""
+        return self.auth.get("connection_id") or super().new_conversation_id()
+
+    # -- sending helpers ---
     def send_event(self, name: str, data: dict[str, Any], key: str = "event") -> None:
-        self.send(_dumps({key: name, "data": data}))
+        """``{key: name, "data": data}``; the key is ``"event"`` unless the specs say ``"type"``."""
+        self.send_json({key: name, "data": data})
 
     def send_message(self, **fields: Any) -> None:
         """``message_received`` with ``fields`` flat under ``data`` or under ``data.message``."""
         data = {"message": fields} if self.options.napster_nested_messages else fields
-        self.send(_dumps({"type": "message_received", "data": data}))
+        self.send_json({"type": "message_received", "data": data})
 
     def on_open(self) -> None:
         self.record("ws_open", **self.auth)
@@ -362,13 +121,10 @@ class NapsterSession(CallingSession):
         self.send_event("avatar_state_changed", {"state": "ready"})
         error = self.options.napster_error_after_open
         if error:
-            self.send(_dumps({"type": "error", "data": {"message": error}}))
+            self.send_json({"type": "error", "data": {"message": error}})
             self.record("error_sent", message=error)
 
-    # --- receive ---
-    def on_binary(self, data: bytes) -> None:
-        self.record("client_unknown", binary_bytes=len(data))
-
+    # -- receive ---
     def on_text(self, text: str) -> None:
         message = self.parse_json(text)
         if message is None:
@@ -387,12 +143,12 @@ class NapsterSession(CallingSession):
             if self.take_function_output(data.get("call_id"), data.get("output")):
                 self.finish_call()
         else:
-            self.record("client_unknown", type=kind if isinstance(kind, str) else repr(kind))
+            self.record_unknown(kind)
 
     def _audio(self, data: Any) -> None:
         key = next((k for k in ("data", "audio") if isinstance(data, dict) and k in data), None)
-        b64 = data[key] if key is not None else None
-        pcm = self.decode_b64_audio(b64, "send_audio without data.data or data.audio")
+        payload = data[key] if key is not None else None
+        pcm = self.decode_b64_audio(payload, "send_audio without data.data or data.audio")
         if pcm is None:
             return
         if key not in self.audio_keys:
@@ -400,12 +156,13 @@ class NapsterSession(CallingSession):
             self.record("audio_form", key=key)
         self.take_user_audio(pcm)
 
-    # --- turns ---
+    # -- turns ---
     def send_utterance_heard(self, utterance: SpeechEnded) -> None:
         self.items += 1
         self.send_event("talk_state_changed", {"state": "preparing"})
         self.send_message(
-            role="user", action="completed", content=user_text(utterance.seconds), item_id=f"item_{self.items}"
+            role="user", action="completed", content=user_text(utterance.seconds),
+            item_id=f"item_{self.items}"
         )
 
     def send_function_call(self, call: PendingCall) -> None:
@@ -416,7 +173,7 @@ class NapsterSession(CallingSession):
     def send_function_timeout(self, call: PendingCall) -> None:
         self.send_event("function_call_timeout", {"call_id": call.call_id})
 
-    # --- replies ---
+    # -- replies ---
     @staticmethod
     def response_id(reply: ReplyStream) -> str:
         return f"resp_{reply.event_id}"
@@ -426,14 +183,16 @@ class NapsterSession(CallingSession):
         self.send_event("talk_state_changed", {"state": "started"})
 
     def send_reply_chunk(self, reply: ReplyStream, chunk: bytes) -> None:
-        name_key, payload_key = AUDIO_FORMS.get(self.options.napster_audio_form, AUDIO_FORMS["event/data"])
-        self.send(_dumps({name_key: "audio_received", "data": {payload_key: _b64(chunk)}}))
+        form = self.options.napster_audio_form  # may be flipped live: fall back to the default
+        name_key, payload_key = AUDIO_FORMS.get(form, AUDIO_FORMS["event/data"])
+        self.send_json({name_key: "audio_received", "data": {payload_key: b64(chunk)}})
         if reply.event_id not in self.deltas_sent:
             self.deltas_sent.add(reply.event_id)
             words = self.reply_texts.get(reply.event_id, "").split(" ")
             half = max(1, len(words) // 2)
             for piece in (" ".join(words[:half]) + " ", " ".join(words[half:])):
-                self.send_message(role="assistant", action="delta", content=piece, response_id=self.response_id(reply))
+                self.send_message(role="assistant", action="delta", content=piece,
+                                  response_id=self.response_id(reply))
 
     def send_reply_done(self, reply: ReplyStream) -> None:
         self.send_message(
@@ -445,27 +204,242 @@ class NapsterSession(CallingSession):
         self.send_event("talk_state_changed", {"state": "ended"})
 
     def send_interruption(self, reply: ReplyStream) -> None:
-        self.send(_dumps({"type": "speech_started"}))
+        self.send_json({"type": "speech_started"})
         self.record("speech_started_sent", key="type", event_id=reply.event_id)
         if reply.end_recorded:  # "completed" already went out: only the flush is news
             return
         self.reply_texts.pop(reply.event_id, None)
         self.send_message(
-            role="assistant", action="cancelled", reason="turn_detected", response_id=self.response_id(reply)
+            role="assistant", action="cancelled", reason="turn_detected",
+            response_id=self.response_id(reply)
         )
         self.send_event("talk_state_changed", {"state": "ended"})
 
-    # --- misbehaviour ---
-    def garbage(self) -> list[str | bytes]:
+    # -- misbehaviour ---
+    def malformed_messages(self) -> list[str | bytes]:
         return [
-            "this is not JSON {",
-            "[1, 2, 3]",
-            _dumps({"event": "audio_received", "data": {"data": "@@not*base64@@"}}),
-            _dumps({"event": "audio_received", "data": {"data": _b64(b"\x01\x02\x03")}}),
-            _dumps({"event": "audio_received"}),
-            _dumps({"type": "message_received", "data": None}),
-            _dumps({"event": "mystery_event_type", "data": {"x": 1}}),
-            _dumps({"type": "function_implicitly_called", "data": {}}),
-            b"\x00\x01\x02 binary garbage \xff",
-            self.oversized_garbage(),
+            dumps({"event": "audio_received", "data": {"data": BAD_BASE64}}),
+            dumps({"event": "audio_received", "data": {"data": b64(ODD_LENGTH_PCM)}}),
+            dumps({"event": "audio_received"}),
+            dumps({"type": "message_received", "data": None}),
+            dumps({"event": "mystery_event_type", "data": {"x": 1}}),
+            dumps({"type": "function_implicitly_called", "data": {}}),
+            BINARY_GARBAGE,
         ]
+
+
+class NapsterDialect(Dialect):
+    """napster: connection and agent endpoints, Bearer/``?token=`` handshakes, NapsterSession.
+
+    Holds the agent's napster state: created agents and their channels, the rate-limit
+    clock and which connection id each issued token belongs to.
+    """
+
+    name = "napster"
+    ws_path = WS_PATH
+    session_class = NapsterSession
+    default_agent_id = "agent_local"
+
+    def __init__(self, context: DialectContext) -> None:
+        super().__init__(context)
+        self._lock = threading.Lock()
+        self.agents: dict[str, dict[str, Any]] = {}
+        self.channels: dict[tuple[str, str], dict[str, Any]] = {}
+        self.last_connection_at: float | None = None
+        self.connection_of_token: dict[str, str] = {}
+
+    def check_options(self, options: AgentOptions) -> None:
+        for value, choices, what in (
+            (options.napster_audio_form, AUDIO_FORMS, "napster_audio_form"),
+            (options.napster_token_form, TOKEN_FORMS, "napster_token_form"),
+            (options.napster_url_scheme, URL_SCHEMES, "napster_url_scheme"),
+        ):
+            if value not in choices:
+                raise ValueError(f"{what} must be one of {', '.join(choices)}")
+
+    def config_section(self) -> dict[str, str]:
+        opts = self.options
+        section = {"api_url": self.context.http_base, "api_key": opts.api_key,
+                   "companion_id": opts.companion_id}
+        if opts.omniagent:
+            section["agent_id"] = str(opts.agent_id)
+        return section
+
+    # -- REST ----------------------------------------------------------------------------
+    def rest_route(self, request: RestRequest) -> RestAnswer | None:
+        """Connections (``/public/ws-connections``, ``/public/agents/{id}/connections``), agents."""
+        path, method = request.path, request.method
+        if path == WS_CONNECTIONS_PATH:
+            parts: list[str] = []
+        elif path == AGENTS_PATH or path.startswith(AGENTS_PATH + "/"):
+            parts = [p for p in path[len(AGENTS_PATH) :].split("/") if p]
+        else:
+            return None
+        opts = self.options
+        if self.rest_key_refused(request.headers.get("X-Api-Key"), opts.api_key):
+            return RestAnswer.error(HTTPStatus.UNAUTHORIZED, "unauthorized",
+                                    "invalid or missing X-Api-Key")
+        body = request.body
+        if path == WS_CONNECTIONS_PATH:
+            return _only(method, "POST") or self._ws_connection(body)
+        if not parts:  # /public/agents
+            return _only(method, "POST") or self._create_agent(body)
+
+        agent_id = parts[0]
+        with self._lock:
+            known = agent_id == opts.agent_id or agent_id in self.agents
+            default = {"id": agent_id, "companionId": opts.companion_id}
+            stored = dict(self.agents.get(agent_id, default))
+        if not known:
+            return RestAnswer.error(HTTPStatus.NOT_FOUND, "not_found",
+                                    f"agent {agent_id} not found")
+        if len(parts) == 1:
+            if method == "GET":
+                return RestAnswer(HTTPStatus.OK, stored)
+            return (_only(method, "PATCH", "use GET or PATCH")
+                    or self._update_agent(agent_id, stored, body))
+        if len(parts) == 2 and parts[1] == "connections":
+            return _only(method, "POST") or self._agent_connection(agent_id, body)
+        if len(parts) == 3 and parts[1] == "channels":
+            return _only(method, "PUT") or self._put_channel(agent_id, parts[2], body)
+        return None
+
+    def _ws_connection(self, body: bytes) -> RestAnswer:
+        fields = _body_fields(body, companion_required=True, check_client_id=True)
+        if isinstance(fields, RestAnswer):
+            return fields
+        return self._issue_connection("http_ws_connection", {"body": fields})
+
+    def _agent_connection(self, agent_id: str, body: bytes) -> RestAnswer:
+        fields = _body_fields(body, channel_type="websocket", check_client_id=True)
+        if isinstance(fields, RestAnswer):
+            return fields
+        return self._issue_connection("http_agent_connection",
+                                      {"agent_id": agent_id, "body": fields})
+
+    def _create_agent(self, body: bytes) -> RestAnswer:
+        fields = _body_fields(body, companion_required=True)
+        if isinstance(fields, RestAnswer):
+            return fields
+        fields.pop("id", None)
+        agent_id = self.context.next_id("agent")
+        created = {"id": agent_id, **fields}
+        with self._lock:
+            self.agents[agent_id] = created
+        self.context.record("http_agent_create", agent_id=agent_id, body=fields)
+        return RestAnswer(HTTPStatus.OK, created)
+
+    def _update_agent(self, agent_id: str, stored: dict[str, Any], body: bytes) -> RestAnswer:
+        fields = _body_fields(body)
+        if isinstance(fields, RestAnswer):
+            return fields
+        fields.pop("id", None)
+        stored.update(fields)  # PATCH changes only the fields sent
+        with self._lock:
+            self.agents[agent_id] = stored
+        self.context.record("http_agent_update", agent_id=agent_id, body=fields)
+        return RestAnswer(HTTPStatus.OK, stored)
+
+    def _put_channel(self, agent_id: str, channel_type: str, body: bytes) -> RestAnswer:
+        fields = _body_fields(body)
+        if isinstance(fields, RestAnswer):
+            return fields
+        with self._lock:
+            self.channels[(agent_id, channel_type)] = fields
+        self.context.record("http_agent_channel", agent_id=agent_id, channel_type=channel_type,
+                            body=fields)
+        return RestAnswer(HTTPStatus.OK,
+                          {"agentId": agent_id, "channelType": channel_type, **fields})
+
+    def _issue_connection(self, kind: str, data: dict[str, Any]) -> RestAnswer:
+        """Apply the limits, then issue a single-use token and a connection id."""
+        opts = self.options
+        with self._lock:
+            now = time.monotonic()
+            limit = opts.napster_rate_limit_s
+            since = None if self.last_connection_at is None else now - self.last_connection_at
+            if limit and since is not None and since < limit:
+                retry_after = max(1, math.ceil(limit - since))
+                self.context.record("http_rate_limited", retry_after=retry_after)
+                body = {"error": "too many requests", "message": f"retry after {retry_after} s"}
+                return RestAnswer(HTTPStatus.TOO_MANY_REQUESTS, body,
+                                  {"Retry-After": str(retry_after)})
+            most = opts.napster_max_sessions
+            open_now = self.context.open_sessions
+            if most is not None and open_now >= most:
+                self.context.record("http_session_limit", open=open_now)
+                return RestAnswer(HTTPStatus.CONFLICT, {"error": "concurrent session limit"})
+            self.last_connection_at = now
+            connection_id = self.context.next_id("conn")
+            token = self.context.tokens.issue(TOKEN_PURPOSE, TOKEN_TTL_S)
+            self.connection_of_token[token] = connection_id
+        self.context.record(kind, connection_id=connection_id, **data)
+        return RestAnswer(HTTPStatus.OK, {"token": self._encode_token(token),
+                                          "connection": {"id": connection_id}})
+
+    def _encode_token(self, token: str) -> str:
+        opts = self.options
+        url = f"{opts.napster_url_scheme}://{self.context.host}:{self.context.ws_port}{WS_PATH}"
+        if opts.napster_token_form == "token":
+            decoded = {"url": f"{url}?token={token}", "token": token}
+        else:
+            decoded = {"url": url, "authToken": token}
+        return base64.b64encode(json.dumps(decoded).encode()).decode("ascii")
+
+    # -- WebSocket handshake ---------------------------------------------------------------
+    def authorize_handshake(self, handshake: Handshake) -> dict[str, Any]:
+        """A single-use token from ``Authorization: Bearer T`` or ``?token=T`` (the header wins)."""
+        query_token = handshake.query.get("token")
+        header = handshake.headers.get("Authorization")
+        if header is not None:
+            scheme, _, header_token = header.partition(" ")
+            header_token = header_token.strip()
+            if scheme.lower() != "bearer" or not header_token:
+                raise HandshakeRefused(HTTPStatus.UNAUTHORIZED, "bad_authorization_header")
+            token, how = header_token, ("both" if query_token == header_token else "header")
+        elif query_token:
+            token, how = query_token, "query"
+        else:
+            raise HandshakeRefused(HTTPStatus.UNAUTHORIZED, "missing_token")
+        status = self.context.tokens.redeem(token, TOKEN_PURPOSE)
+        if status != "ok":
+            raise HandshakeRefused(HTTPStatus.FORBIDDEN, f"token_{status}")
+        with self._lock:
+            connection_id = self.connection_of_token.pop(token, None)
+        return {"auth": how, "connection_id": connection_id or self.context.next_id("conn")}
+
+
+def _only(method: str, allowed: str, message: str = "") -> RestAnswer | None:
+    """A 405 unless ``method`` is the ``allowed`` one."""
+    if method == allowed:
+        return None
+    return RestAnswer.error(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed",
+                            message or f"use {allowed}")
+
+
+def _body_fields(body: bytes, companion_required: bool = False, channel_type: str | None = None,
+                 check_client_id: bool = False) -> dict[str, Any] | RestAnswer:
+    """The request body as a JSON object ({} when empty), or the 400 that refuses it: not an
+    object, no ``companionId``, another ``channelType``, a bad ``externalClientId``."""
+    fields: Any = {}
+    if body.strip():
+        try:
+            fields = json.loads(body)
+        except ValueError:
+            fields = None
+    if not isinstance(fields, dict):
+        return _bad_request("body must be a JSON object")
+    companion = fields.get("companionId")
+    if companion_required and not (isinstance(companion, str) and companion):
+        return _bad_request("companionId is required")
+    if channel_type is not None and fields.get("channelType") != channel_type:
+        return _bad_request(f"channelType must be {channel_type} on this endpoint")
+    client_id = fields.get("externalClientId")
+    valid_client_id = isinstance(client_id, str) and EXTERNAL_CLIENT_ID.match(client_id)
+    if check_client_id and client_id is not None and not valid_client_id:
+        return _bad_request("externalClientId must match ^[A-Za-z0-9_-]{1,32}$")
+    return fields
+
+
+def _bad_request(message: str) -> RestAnswer:
+    return RestAnswer.error(HTTPStatus.BAD_REQUEST, "bad_request", message)

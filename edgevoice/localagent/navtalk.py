@@ -46,24 +46,17 @@ Choices where the spec is silent:
 from __future__ import annotations
 
 import json
-import logging
 import time
-from typing import TYPE_CHECKING, Any, Mapping
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
-from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection
 
 from .calls import CallingSession, PendingCall, user_text
+from .context import DialectContext
+from .dialect import Dialect, Handshake
 from .listener import SpeechEnded
 from .reply import ReplyStream
-from .session import b64 as _b64
-from .session import dumps as _dumps
-
-if TYPE_CHECKING:
-    from .server import LocalAgent
-
-log = logging.getLogger(__name__)
+from .session import BAD_BASE64, BINARY_GARBAGE, ODD_LENGTH_PCM, b64, dumps
 
 WS_PATH = "/wss/v2/realtime-chat"
 RATE = 24000
@@ -80,56 +73,17 @@ FAKE_CANDIDATE = {
 }
 
 
-
-
-# --- REST: none ----------------------------------------------------------------------
-def rest_route(
-    agent: LocalAgent,
-    method: str,
-    path: str,
-    query: dict[str, str],
-    headers: Mapping[str, str],
-    body: bytes = b"",
-) -> tuple[int, dict[str, Any]] | None:
-    """NavTalk needs no REST bootstrap: every path is 404."""
-    return None
-
-
-# --- WebSocket handshake -----------------------------------------------------------
-def process_request(agent: LocalAgent, connection: ServerConnection, request: Request) -> Response | None:
-    """Check the path and note the query; the license is judged in-band after the handshake.
-
-    The license travels in the query string: it is compared here and never stored or logged.
-    """
-    url = urlsplit(request.path)
-    if url.path != WS_PATH:
-        agent.log.record("ws_bad_path", path=url.path)
-        return connection.respond(404, "Not Found\n")
-    if agent.options.reject_auth:
-        agent.log.record("auth_rejected", where="ws", reason="reject_auth")
-        return connection.respond(403, "Forbidden\n")
-    query = {k: v[0] for k, v in parse_qs(url.query).items()}
-    license_key = query.get("license")
-    avatar_id, name = query.get("avatarId"), query.get("name")
-    connection.localagent_auth = {
-        "license": "ok" if license_key == agent.options.api_key else ("missing" if license_key is None else "bad"),
-        "by": "avatarId" if avatar_id else ("name" if name else None),
-        "avatar": avatar_id or name,
-    }
-    return None
-
-
-# --- session ------------------------------------------------------------------------
 class NavTalkSession(CallingSession):
     """A navtalk conversation: connect events, history window, 24 kHz audio, function calls."""
 
-    dialect = "navtalk"
     output_rate = RATE
     input_rate = RATE
+    conversation_prefix = "sess"
 
-    def __init__(self, agent: LocalAgent, ws: ServerConnection, auth: dict[str, Any]) -> None:
-        super().__init__(agent, ws, auth)
-        self.conversation_id = agent.next_id("sess")
+    def __init__(
+        self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
+    ) -> None:
+        super().__init__(context, connection, auth)
         self.created_at: float | None = None
         self.ready = False
         self.history: list[dict[str, Any]] = []
@@ -137,8 +91,8 @@ class NavTalkSession(CallingSession):
         self.reply_texts: dict[int, str] = {}
         self.noise_sent: set[int] = set()
 
-    # --- sending helpers ---
-    def event(self, kind: str, payload: dict[str, Any] | None = None, **top: Any) -> None:
+    # -- sending helpers ---
+    def send_event(self, kind: str, payload: dict[str, Any] | None = None, **top: Any) -> None:
         """Send ``kind`` with ``payload`` under ``data`` (or flat); ``top`` fields always flat."""
         message: dict[str, Any] = {"type": kind, **top}
         if payload is not None:
@@ -146,25 +100,26 @@ class NavTalkSession(CallingSession):
                 message.update(payload)
             else:
                 message["data"] = payload
-        self.send(_dumps(message))
+        self.send_json(message)
 
     def _ice_candidate(self) -> None:
-        self.event("webrtc.signaling.iceCandidate", {"sessionId": self.conversation_id, "candidate": FAKE_CANDIDATE})
+        self.send_event("webrtc.signaling.iceCandidate",
+                        {"sessionId": self.conversation_id, "candidate": FAKE_CANDIDATE})
 
     def _fail(self, kind: str, message: str, code: int) -> None:
-        self.send(_dumps({"type": kind, "message": message}))
+        self.send_json({"type": kind, "message": message})
         self.close(code, message)
 
     def _session_payload(self) -> dict[str, Any]:
-        return {
-            "session": {"id": self.conversation_id, "input_audio_format": "pcm16", "output_audio_format": "pcm16"}
-        }
+        return {"session": {"id": self.conversation_id, "input_audio_format": "pcm16",
+                            "output_audio_format": "pcm16"}}
 
-    # --- opening ---
+    # -- opening ---
     def authenticate(self) -> bool:
         opts = self.options
         if self.auth.get("license") != "ok":
-            reason = "missing_license" if self.auth.get("license") == "missing" else "invalid_license"
+            missing = self.auth.get("license") == "missing"
+            reason = "missing_license" if missing else "invalid_license"
             self.record("auth_rejected", where="ws", reason=reason)
             self._fail("conversation.connected.fail", "invalid license", 1008)
         if self.auth.get("by") is None:
@@ -181,12 +136,14 @@ class NavTalkSession(CallingSession):
 
     def on_open(self) -> None:
         self.record("ws_open", by=self.auth.get("by"), avatar=self.auth.get("avatar"))
-        self.event("conversation.connected.success", {"sessionId": self.conversation_id, "iceServers": ICE_SERVERS})
+        self.send_event("conversation.connected.success",
+                        {"sessionId": self.conversation_id, "iceServers": ICE_SERVERS})
         warning = self.options.navtalk_warning
         if warning:
-            self.event("conversation.connected.warning", {"avatarId": "avatar_local"}, message=warning)
+            self.send_event("conversation.connected.warning", {"avatarId": "avatar_local"},
+                            message=warning)
             self.record("warning_sent", message=warning)
-        self.event("realtime.session.created", self._session_payload())
+        self.send_event("realtime.session.created", self._session_payload())
         self.created_at = time.monotonic()
 
     def on_tick(self, now: float) -> float | None:
@@ -196,22 +153,20 @@ class NavTalkSession(CallingSession):
             if now < due:
                 return due if wake is None else min(wake, due)
             self.ready = True
-            self.event("realtime.session.updated", self._session_payload())
+            self.send_event("realtime.session.updated", self._session_payload())
             self.record("session_updated", history_items=len(self.history))
             if self.options.navtalk_webrtc_noise:
                 offer = {"type": "offer", "sdp": FAKE_SDP}
-                self.event("webrtc.signaling.offer", {"sessionId": self.conversation_id, "sdp": offer})
+                self.send_event("webrtc.signaling.offer",
+                                {"sessionId": self.conversation_id, "sdp": offer})
                 self._ice_candidate()
         return wake
 
     def close_normally(self, reason: str) -> None:
-        self.send(_dumps({"type": "conversation.connected.close", "message": reason}))
+        self.send_json({"type": "conversation.connected.close", "message": reason})
         self.close(1000, reason)
 
-    # --- receive ---
-    def on_binary(self, data: bytes) -> None:
-        self.record("client_unknown", binary_bytes=len(data))
-
+    # -- receive ---
     def on_text(self, text: str) -> None:
         message = self.parse_json(text)
         if message is None:
@@ -230,7 +185,8 @@ class NavTalkSession(CallingSession):
             if ready:
                 self.finish_call()
         elif kind == "realtime.input_text":
-            text_in = next((payload[k] for k in ("content", "text") if isinstance(payload.get(k), str)), None)
+            text_in = next((payload[key] for key in ("content", "text")
+                            if isinstance(payload.get(key), str)), None)
             if text_in is None:
                 self.record("client_malformed", reason="realtime.input_text without content")
             else:
@@ -240,12 +196,13 @@ class NavTalkSession(CallingSession):
         elif kind == "realtime.input_image":
             self.record("client_command", command=kind)
         else:
-            self.record("client_unknown", type=kind if isinstance(kind, str) else repr(kind))
+            self.record_unknown(kind)
 
-    def _audio(self, b64: Any) -> None:
-        if isinstance(b64, str) and len(b64) > MAX_AUDIO_B64_CHARS:
-            self.record("client_malformed", reason="audio base64 over 4096 characters", size=len(b64))
-        pcm = self.decode_b64_audio(b64, "append without data.audio")
+    def _audio(self, payload: Any) -> None:
+        if isinstance(payload, str) and len(payload) > MAX_AUDIO_B64_CHARS:
+            self.record("client_malformed", reason="audio base64 over 4096 characters",
+                        size=len(payload))
+        pcm = self.decode_b64_audio(payload, "append without data.audio")
         if pcm is None:
             return
         if not self.ready:
@@ -270,7 +227,8 @@ class NavTalkSession(CallingSession):
         texts = [
             part.get("text")
             for part in item.get("content") or []
-            if isinstance(part, dict) and part.get("type") == "input_text" and isinstance(part.get("text"), str)
+            if isinstance(part, dict) and part.get("type") == "input_text"
+            and isinstance(part.get("text"), str)
         ]
         if not texts:
             self.record("client_malformed", reason="message item without input_text content")
@@ -279,11 +237,11 @@ class NavTalkSession(CallingSession):
         self.history.append(entry)
         self.record("history_item", ready=self.ready, **entry)
 
-    # --- turns ---
+    # -- turns ---
     def _speech_started(self) -> None:
         if not self.speech_started_sent:
             self.speech_started_sent = True
-            self.event("realtime.input_audio_buffer.speech_started")
+            self.send_event("realtime.input_audio_buffer.speech_started")
 
     def on_user_speech_start(self) -> None:
         self._speech_started()
@@ -295,20 +253,22 @@ class NavTalkSession(CallingSession):
 
     def send_utterance_heard(self, utterance: SpeechEnded) -> None:
         self.speech_started_sent = False
-        self.event("realtime.input_audio_buffer.speech_stopped")
-        self.event(
+        self.send_event("realtime.input_audio_buffer.speech_stopped")
+        self.send_event(
             "realtime.conversation.item.input_audio_transcription.completed",
             {"content": user_text(utterance.seconds)},
         )
 
     def send_function_call(self, call: PendingCall) -> None:
-        arguments = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
-        self.event(
+        arguments = call.arguments
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        self.send_event(
             "realtime.response.function_call_arguments.done",
             {"call_id": call.call_id, "arguments": arguments, "function_name": call.name},
         )
 
-    # --- replies ---
+    # -- replies ---
     @staticmethod
     def response_id(reply: ReplyStream) -> str:
         return f"resp_{reply.event_id}"
@@ -319,35 +279,66 @@ class NavTalkSession(CallingSession):
         words = text.split(" ")
         step = max(1, -(-len(words) // 3))
         for start in range(0, len(words), step):
-            piece = " ".join(words[start : start + step]) + (" " if start + step < len(words) else "")
+            piece = " ".join(words[start : start + step])
+            if start + step < len(words):
+                piece += " "
             delta = {"content": piece, "id": self.response_id(reply)}
-            self.event("realtime.response.audio_transcript.delta", delta)
+            self.send_event("realtime.response.audio_transcript.delta", delta)
 
     def send_reply_chunk(self, reply: ReplyStream, chunk: bytes) -> None:
-        self.event("realtime.response.audio.delta", {"delta": _b64(chunk)})
+        self.send_event("realtime.response.audio.delta", {"delta": b64(chunk)})
         if self.options.navtalk_webrtc_noise and reply.event_id not in self.noise_sent:
             self.noise_sent.add(reply.event_id)
             self._ice_candidate()
 
     def send_reply_done(self, reply: ReplyStream) -> None:
         text = self.reply_texts.pop(reply.event_id, "")
-        self.event("realtime.response.audio_transcript.done", {"content": text, "id": self.response_id(reply)})
-        self.event("realtime.response.audio.done", {"id": self.response_id(reply)})
+        self.send_event("realtime.response.audio_transcript.done",
+                        {"content": text, "id": self.response_id(reply)})
+        self.send_event("realtime.response.audio.done", {"id": self.response_id(reply)})
 
     def send_interruption(self, reply: ReplyStream) -> None:
         self.reply_texts.pop(reply.event_id, None)
         self._speech_started()
 
-    # --- misbehaviour ---
-    def garbage(self) -> list[str | bytes]:
+    # -- misbehaviour ---
+    def malformed_messages(self) -> list[str | bytes]:
         return [
-            "this is not JSON {",
-            "[1, 2, 3]",
-            _dumps({"type": "realtime.response.audio.delta", "data": {"delta": "@@not*base64@@"}}),
-            _dumps({"type": "realtime.response.audio.delta", "data": {"delta": _b64(b"\x01\x02\x03")}}),
-            _dumps({"type": "realtime.response.audio.delta"}),
-            _dumps({"type": "realtime.response.audio_transcript.delta", "data": None}),
-            _dumps({"type": "mystery.event.type", "data": {"x": 1}}),
-            b"\x00\x01\x02 binary garbage \xff",
-            self.oversized_garbage(),
+            dumps({"type": "realtime.response.audio.delta", "data": {"delta": BAD_BASE64}}),
+            dumps({"type": "realtime.response.audio.delta",
+                   "data": {"delta": b64(ODD_LENGTH_PCM)}}),
+            dumps({"type": "realtime.response.audio.delta"}),
+            dumps({"type": "realtime.response.audio_transcript.delta", "data": None}),
+            dumps({"type": "mystery.event.type", "data": {"x": 1}}),
+            BINARY_GARBAGE,
         ]
+
+
+class NavTalkDialect(Dialect):
+    """navtalk: no REST; the handshake notes license and avatar for :class:`NavTalkSession`."""
+
+    name = "navtalk"
+    ws_path = WS_PATH
+    session_class = NavTalkSession
+
+    def authorize_handshake(self, handshake: Handshake) -> dict[str, Any]:
+        """Note how the license and the avatar came; the session refuses after the handshake.
+
+        The license travels in the query string: it is compared here and never stored or logged.
+        """
+        license_key = handshake.query.get("license")
+        avatar_id, name = handshake.query.get("avatarId"), handshake.query.get("name")
+        if license_key == self.options.api_key:
+            license_state = "ok"
+        else:
+            license_state = "missing" if license_key is None else "bad"
+        return {
+            "license": license_state,
+            "by": "avatarId" if avatar_id else ("name" if name else None),
+            "avatar": avatar_id or name,
+        }
+
+    def config_section(self) -> dict[str, str]:
+        opts = self.options
+        return {"url": self.context.ws_base + WS_PATH, "license": opts.api_key,
+                "name": opts.navtalk_name}

@@ -9,27 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-#: voiceapi error code -> WebSocket close code used after sending it.
-VOICEAPI_ERROR_CLOSE_CODES = {
-    "AUTH_TIMEOUT": 4001,
-    "AUTH_FAILED": 4003,
-    "INVALID_AUTH": 4003,
-    "SESSION_SETUP_FAILED": 4500,
-}
-
-
 @dataclass
 class AgentOptions:
     """How the local agent behaves. Times in seconds unless the name says ``_ms``."""
 
     #: xuna agent id (``?agent_id=``, signed-URL endpoint) / napster Omniagent that always exists;
-    #: None: the dialect's default, filled in by LocalAgent ("local-agent"; napster "agent_local")
+    #: None: the dialect's default, filled in by the Dialect ("local-agent"; napster "agent_local")
     agent_id: str | None = None
-    #: REST key (xuna ``xi-api-key``, voiceapi ``Bearer``, napster ``X-Api-Key``); navtalk: the license
+    #: REST key (xuna ``xi-api-key``, voiceapi ``Bearer``, napster ``X-Api-Key``);
+    #: navtalk: the license
     api_key: str = "local-secret-key"
     private: bool = False  #: xuna: refuse ``?agent_id=``; only signed URLs connect
 
-    output_rate: int = 16000  #: xuna reply audio rate, announced as ``pcm_<rate>`` (voiceapi: always 16000)
+    #: xuna reply audio rate, announced as ``pcm_<rate>`` (voiceapi: always 16000)
+    output_rate: int = 16000
     ping_interval: float = 2.0  #: xuna application-level ping period; 0 disables
 
     end_silence_ms: int = 600  #: non-voiced audio that ends an utterance
@@ -38,7 +31,8 @@ class AgentOptions:
 
     chunk_ms: int = 100  #: reply audio chunk length
     reply_lead_s: float = 0.5  #: reply audio sent ahead of real-time playback
-    barge_in_ms: int = 200  #: voiced user audio during playback that counts as talking over the agent
+    #: voiced user audio during playback that counts as talking over the agent
+    barge_in_ms: int = 200
 
     auth_timeout_s: float = 10.0  #: voiceapi: time allowed for the ``{"token": T}`` first message
     max_utterance_s: float = 30.0  #: an utterance this long is ended even without silence
@@ -58,25 +52,41 @@ class AgentOptions:
     # --- function calls (napster, navtalk) ---
     #: ``{"name": ..., "arguments": dict or JSON string}``: called once, after the first utterance
     function_call: dict[str, Any] | None = None
-    function_timeout_s: float = 10.0  #: wait this long for the client's function output, then reply anyway
+    #: wait this long for the client's function output, then reply anyway
+    function_timeout_s: float = 10.0
 
     # --- napster ---
-    companion_id: str = "comp_local"  #: napster companionId put in config_values (any non-empty id is accepted)
+    #: napster companionId put in config_values (any non-empty id is accepted)
+    companion_id: str = "comp_local"
     omniagent: bool = False  #: napster: config_values carries agent_id (Omniagent connections)
-    #: decoded token ``{"url", "authToken"}`` (seed form) or, with "token", ``{"url": url?token=T, "token"}``
+    #: decoded token ``{"url", "authToken"}`` (seed form) or, with "token",
+    #: ``{"url": url?token=T, "token"}``
     napster_token_form: str = "authToken"
-    napster_url_scheme: str = "ws"  #: scheme of the url inside the token: "ws" or "http" (clients must rewrite)
-    napster_nested_messages: bool = False  #: message_received fields under ``data.message`` instead of ``data``
-    napster_audio_form: str = "event/data"  #: reply audio key/payload: "event/data", "type/data" or "event/audio"
-    napster_rate_limit_s: float | None = None  #: min seconds between connection requests (429 + Retry-After); None off
-    napster_max_sessions: int | None = None  #: connection requests answer 409 while this many sessions are open
-    napster_error_after_open: str | None = None  #: send ``{"type":"error","data":{"message":...}}`` after opening
+    #: scheme of the url inside the token: "ws" or "http" (clients must rewrite)
+    napster_url_scheme: str = "ws"
+    #: message_received fields under ``data.message`` instead of ``data``
+    napster_nested_messages: bool = False
+    #: reply audio key/payload: "event/data", "type/data" or "event/audio"
+    napster_audio_form: str = "event/data"
+    #: min seconds between connection requests (429 + Retry-After); None off
+    napster_rate_limit_s: float | None = None
+    #: connection requests answer 409 while this many sessions are open
+    napster_max_sessions: int | None = None
+    #: send ``{"type":"error","data":{"message":...}}`` after opening
+    napster_error_after_open: str | None = None
 
     # --- navtalk ---
-    navtalk_name: str = "navtalk.Local"  #: character name put in config_values (any name is accepted)
-    navtalk_history_wait_s: float = 0.3  #: from session.created until session.updated (history collection)
-    navtalk_insufficient_balance: bool = False  #: send conversation.connected.insufficient_balance and close
-    navtalk_warning: str | None = None  #: send conversation.connected.warning with this message after success
-    navtalk_fail_event: str | None = None  #: e.g. "gpu_full": send conversation.connected.<it> and close
-    navtalk_webrtc_noise: bool = True  #: also send webrtc.signaling.offer / iceCandidate an audio client ignores
-    navtalk_top_level_payload: bool = False  #: payload fields at the top level instead of under ``data``
+    #: character name put in config_values (any name is accepted)
+    navtalk_name: str = "navtalk.Local"
+    #: from session.created until session.updated (history collection)
+    navtalk_history_wait_s: float = 0.3
+    #: send conversation.connected.insufficient_balance and close
+    navtalk_insufficient_balance: bool = False
+    #: send conversation.connected.warning with this message after success
+    navtalk_warning: str | None = None
+    #: e.g. "gpu_full": send conversation.connected.<it> and close
+    navtalk_fail_event: str | None = None
+    #: also send webrtc.signaling.offer / iceCandidate an audio client ignores
+    navtalk_webrtc_noise: bool = True
+    #: payload fields at the top level instead of under ``data``
+    navtalk_top_level_payload: bool = False

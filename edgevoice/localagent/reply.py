@@ -13,7 +13,9 @@ from __future__ import annotations
 class ReplyStream:
     """Reply audio split into chunks, handed out on a real-time schedule."""
 
-    def __init__(self, event_id: int, pcm: bytes, rate: int, chunk_bytes: int, lead_s: float) -> None:
+    def __init__(
+        self, event_id: int, pcm: bytes, rate: int, chunk_bytes: int, lead_s: float
+    ) -> None:
         if chunk_bytes <= 0 or chunk_bytes % 2:
             raise ValueError("chunk_bytes must be a positive even number")
         self.event_id = event_id

@@ -1,8 +1,9 @@
 """The REST side of the local agent (token / signed-URL bootstrap), stdlib ``http.server``.
 
-Routing is generic; each dialect module supplies ``rest_route(agent, method, path, query,
-headers, body)`` returning ``(status, json_body)`` or ``(status, json_body, extra_headers)``,
-or None for "not mine" (404). ``body`` is the raw request body (``b""`` when there is none).
+Routing is generic: every request becomes a :class:`~edgevoice.localagent.dialect.RestRequest`
+for the dialect's ``rest_route``, which answers a
+:class:`~edgevoice.localagent.dialect.RestAnswer` or None for "not mine" (404). The
+``slow_token_s`` switch delays every answer here.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from __future__ import annotations
 import json
 import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-if TYPE_CHECKING:
-    from .server import LocalAgent
+from .dialect import Dialect, RestAnswer, RestRequest
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +22,13 @@ MAX_BODY_BYTES = 1 << 20
 
 
 class RestServer(ThreadingHTTPServer):
-    """HTTP server bound to one agent; request threads are daemon threads."""
+    """HTTP server for one dialect; request threads are daemon threads."""
 
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, agent: LocalAgent, host: str, port: int) -> None:
-        self.agent = agent
+    def __init__(self, dialect: Dialect, host: str, port: int) -> None:
+        self.dialect = dialect
         super().__init__((host, port), _Handler)
 
 
@@ -49,30 +49,31 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("PATCH")
 
     def _dispatch(self, method: str) -> None:
-        agent = self.server.agent
+        dialect = self.server.dialect
+        answer: RestAnswer | None
         try:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(min(length, MAX_BODY_BYTES)) if length > 0 else b""
-            delay = agent.options.slow_token_s
+            delay = dialect.options.slow_token_s
             if delay and delay > 0:
-                agent.stopping.wait(delay)
+                dialect.context.stopping.wait(delay)
             url = urlsplit(self.path)
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            answer = agent.rest_route(method, url.path, query, self.headers, body)
+            query = {key: values[0] for key, values in parse_qs(url.query).items()}
+            answer = dialect.rest_route(RestRequest(method, url.path, query, self.headers, body))
             if answer is None:
-                answer = (404, {"error": "not_found", "message": f"no such endpoint: {url.path}"})
+                answer = RestAnswer.error(404, "not_found", f"no such endpoint: {url.path}")
         except Exception:
             log.exception("REST %s failed", method)
-            answer = (500, {"error": "internal", "message": "local agent error"})
-        self._reply(*answer)
+            answer = RestAnswer.error(500, "internal", "local agent error")
+        self._reply(answer)
 
-    def _reply(self, status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None) -> None:
-        payload = json.dumps(body).encode()
+    def _reply(self, answer: RestAnswer) -> None:
+        payload = json.dumps(answer.body).encode()
         try:
-            self.send_response(status)
+            self.send_response(answer.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
-            for name, value in (headers or {}).items():
+            for name, value in answer.headers.items():
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)

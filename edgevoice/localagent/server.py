@@ -8,48 +8,37 @@
     agent.wait_for("reply_end")
     agent.stop()
 
-Both servers run in daemon threads. Each WebSocket connection runs a dialect
-:class:`~edgevoice.localagent.session.Session` in the websockets library's
+Both servers run in daemon threads. The agent makes one
+:class:`~edgevoice.localagent.dialect.Dialect` (from :mod:`.registry`) with a
+:class:`~edgevoice.localagent.context.DialectContext`, and hands it every REST request,
+every WebSocket handshake and every accepted connection; each connection runs the
+dialect's :class:`~edgevoice.localagent.session.Session` in the websockets library's
 per-connection thread.
 """
 
 from __future__ import annotations
 
 import concurrent.futures.thread  # noqa: F401 (see _stop_at_exit)
-import itertools
 import logging
 import socket
 import threading
 import weakref
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
-from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
-from . import napster, navtalk, voiceapi, xuna
+from .context import DialectContext
 from .events import Event, EventLog
 from .options import AgentOptions
+from .registry import dialect_class
 from .rest import RestServer
-from .session import Session
-from .tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
-# The websockets library logs request lines (with ?token=...) at DEBUG: keep its logger
-# above that so tokens never reach a log, whatever the root level.
-_wire_log = logging.getLogger(__name__ + ".wire")
-_wire_log.setLevel(logging.INFO)
-
-DIALECTS = {
-    "xuna": (xuna, xuna.XunaSession),
-    "voiceapi": (voiceapi, voiceapi.VoiceApiSession),
-    "napster": (napster, napster.NapsterSession),
-    "navtalk": (navtalk, navtalk.NavTalkSession),
-}
-
-#: ``AgentOptions.agent_id`` when left at None: the xuna agent, or napster's Omniagent.
-DEFAULT_AGENT_IDS = {"napster": "agent_local"}
-DEFAULT_AGENT_ID = "local-agent"
+# The logger handed to the websockets library, which logs request lines (with ?token=...)
+# at DEBUG: kept above that so tokens never reach a log, whatever the root level.
+_websockets_log = logging.getLogger(__name__ + ".wire")
+_websockets_log.setLevel(logging.INFO)
 
 #: Seconds the server waits for a client's close-frame answer.
 CLOSE_TIMEOUT_S = 0.5
@@ -68,121 +57,57 @@ class LocalAgent:
         ws_port: int = 0,
         http_port: int = 0,
     ) -> None:
-        if dialect not in DIALECTS:
-            raise ValueError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
-        self.dialect = dialect
-        self.options = options if options is not None else AgentOptions()
-        if self.options.agent_id is None:  # filled in place: tests hold and flip this object
-            self.options.agent_id = DEFAULT_AGENT_IDS.get(dialect, DEFAULT_AGENT_ID)
-        self.host = host
-        self.ws_port = ws_port
-        self.http_port = http_port
-        self.log = EventLog()
-        self.tokens = TokenStore()
-        self.stopping = threading.Event()
-        self._module, self._session_class = DIALECTS[dialect]
-        check = getattr(self._module, "check_options", None)
-        if check is not None:
-            check(self.options)
-        self._conversations = itertools.count(1)
-        self._lock = threading.Lock()
-        self._audio_seconds = 0.0
-        self._counters: dict[str, itertools.count[int]] = {}
-        self._open_sessions = 0
-        #: Per-agent dialect state (napster: agents, rate limit), from the module's ``new_state``.
-        self.dialect_state: Any = getattr(self._module, "new_state", lambda agent: None)(self)
+        self.dialect_name = dialect
+        #: All a dialect sees of this agent; ``options.agent_id`` is filled in by the dialect.
+        options = options if options is not None else AgentOptions()
+        self.context = DialectContext(options, host, ws_port, http_port)
+        self.dialect = dialect_class(dialect)(self.context)
         self._ws_server: Server | None = None
         self._rest_server: RestServer | None = None
         self._threads: list[threading.Thread] = []
         self._started = False
         self._stopped = False
 
-    # --- addresses and config ---------------------------------------------------------
+    # -- addresses and config ------------------------------------------------------------
     @property
-    def ws_base(self) -> str:
-        return f"ws://{self.host}:{self.ws_port}"
-
-    @property
-    def http_base(self) -> str:
-        return f"http://{self.host}:{self.http_port}"
+    def options(self) -> AgentOptions:
+        """The live options: flip a field and the sessions act on it."""
+        return self.context.options
 
     def config_values(self) -> dict[str, dict[str, str]]:
         """Daemon config sections -> keys -> values that point a daemon at this agent."""
-        opts = self.options
-        section: dict[str, str]
-        if self.dialect == "napster":
-            section = {"api_url": self.http_base, "api_key": opts.api_key, "companion_id": opts.companion_id}
-            if opts.omniagent:
-                section["agent_id"] = str(opts.agent_id)
-        elif self.dialect == "navtalk":
-            section = {"url": self.ws_base + navtalk.WS_PATH, "license": opts.api_key, "name": opts.navtalk_name}
-        elif self.dialect == "xuna":
-            section = {
-                "agent_id": opts.agent_id,
-                "url": self.ws_base + xuna.WS_PATH,
-                "api_url": self.http_base,
-            }
-            if opts.private:
-                section["api_key"] = opts.api_key
-        else:
-            section = {"api_url": self.http_base, "api_key": opts.api_key}
-        return {"agent": {"provider": self.dialect}, self.dialect: section}
+        section = self.dialect.config_section()
+        return {"agent": {"provider": self.dialect_name}, self.dialect_name: section}
 
-    # --- events -----------------------------------------------------------------------
     @property
-    def events(self) -> list[Event]:
-        """Every event recorded so far (the live list: read it, do not modify it)."""
-        return self.log.events
+    def ws_base(self) -> str:
+        """``ws://host:port`` once started (the bound ports: ``context.ws_port``, ``http_port``)."""
+        return self.context.ws_base
 
-    def wait_for(
-        self,
-        kind: str,
-        count: int = 1,
-        timeout: float = 10.0,
-        predicate: Callable[[Event], bool] | None = None,
-    ) -> list[Event]:
-        """Block until ``count`` events of ``kind`` exist; return all matching ones."""
-        return self.log.wait_for(kind, count, timeout, predicate)
+    @property
+    def http_base(self) -> str:
+        return self.context.http_base
+
+    # -- events ----------------------------------------------------------------------------
+    @property
+    def event_log(self) -> EventLog:
+        """What happened in this agent, in order; tests wait on it."""
+        return self.context.events
+
+    def wait_for(self, kind: str, *args: Any, **kwargs: Any) -> list[Event]:
+        """Block until events of ``kind`` exist; return all matching ones
+        (``count=1, timeout=10.0, predicate=None``: :meth:`EventLog.wait_for`)."""
+        return self.context.events.wait_for(kind, *args, **kwargs)
 
     def count(self, kind: str) -> int:
-        return self.log.count(kind)
+        """How many events of ``kind`` were recorded."""
+        return self.context.events.count(kind)
 
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         """Call ``listener(event)`` for each new event (from server threads)."""
-        self.log.add_listener(listener)
+        self.context.events.add_listener(listener)
 
-    @property
-    def audio_seconds(self) -> float:
-        """User audio received over all sessions so far."""
-        with self._lock:
-            return self._audio_seconds
-
-    # --- used by sessions and REST --------------------------------------------------------
-    def new_conversation_id(self) -> str:
-        return f"conv_{next(self._conversations)}"
-
-    def add_audio_seconds(self, seconds: float) -> None:
-        with self._lock:
-            self._audio_seconds += seconds
-
-    def next_id(self, prefix: str) -> str:
-        """``"<prefix>_<n>"``, n counting from 1 per prefix over this agent's life."""
-        with self._lock:
-            counter = self._counters.setdefault(prefix, itertools.count(1))
-            return f"{prefix}_{next(counter)}"
-
-    @property
-    def open_sessions(self) -> int:
-        """WebSocket sessions past the handshake and not yet ended."""
-        with self._lock:
-            return self._open_sessions
-
-    def rest_route(
-        self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str], body: bytes = b""
-    ) -> tuple[Any, ...] | None:
-        return self._module.rest_route(self, method, path, query, headers, body)
-
-    # --- lifecycle ---------------------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> LocalAgent:
         """Bind both servers (port 0 picks a free one) and serve in daemon threads."""
         if self._started:
@@ -190,27 +115,28 @@ class LocalAgent:
         self._started = True
         self._ws_server = serve(
             self._handle_connection,
-            self.host,
-            self.ws_port,
-            process_request=self._process_request,
+            self.context.host,
+            self.context.ws_port,
+            process_request=self.dialect.process_request,
             compression=None,
             ping_interval=None,  # xuna pings at application level; the others have none
             close_timeout=CLOSE_TIMEOUT_S,
             open_timeout=5,
             max_size=4 * 1024 * 1024,
-            logger=_wire_log,
+            logger=_websockets_log,
         )
-        self.ws_port = self._ws_server.socket.getsockname()[1]
+        self.context.ws_port = self._ws_server.socket.getsockname()[1]
         try:
-            self._rest_server = RestServer(self, self.host, self.http_port)
+            self._rest_server = RestServer(self.dialect, self.context.host, self.context.http_port)
         except Exception:
             self._ws_server.shutdown()
             raise
-        self.http_port = self._rest_server.server_address[1]
+        self.context.http_port = self._rest_server.server_address[1]
         self._spawn("localagent-ws", self._ws_server.serve_forever)
         self._spawn("localagent-http", lambda: self._rest_server.serve_forever(poll_interval=0.1))
         _stop_at_exit(self)
-        log.info("local %s agent listening: ws %s, http %s", self.dialect, self.ws_base, self.http_base)
+        log.info("local %s agent listening: ws %s, http %s", self.dialect_name, self.ws_base,
+                 self.http_base)
         return self
 
     def stop(self) -> None:
@@ -218,12 +144,13 @@ class LocalAgent:
         if not self._started or self._stopped:
             return
         self._stopped = True
-        self.stopping.set()
+        self.context.stopping.set()
         if self._rest_server is not None:
             self._rest_server.shutdown()
             self._rest_server.server_close()
         if self._ws_server is not None:
-            closer = threading.Thread(target=self._ws_server.shutdown, name="localagent-stop", daemon=True)
+            closer = threading.Thread(target=self._ws_server.shutdown, name="localagent-stop",
+                                      daemon=True)
             closer.start()
             closer.join(STOP_GRACE_S)
             if closer.is_alive():
@@ -235,7 +162,7 @@ class LocalAgent:
                 log.warning("local agent: some connection threads did not finish")
         for thread in self._threads:
             thread.join(1.0)
-        log.info("local %s agent stopped", self.dialect)
+        log.info("local %s agent stopped", self.dialect_name)
 
     def __enter__(self) -> LocalAgent:
         return self.start()
@@ -259,24 +186,18 @@ class LocalAgent:
             except OSError:
                 pass
 
-    # --- WebSocket callbacks (run in connection threads) -----------------------------------
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        return self._module.process_request(self, connection, request)
-
+    # -- WebSocket connections (run in the websockets library's connection threads) -------
     def _handle_connection(self, connection: ServerConnection) -> None:
-        auth = getattr(connection, "localagent_auth", {})
-        with self._lock:
-            self._open_sessions += 1
+        self.context.session_opened()
         try:
             try:
-                session: Session = self._session_class(self, connection, auth)
+                session = self.dialect.open_session(connection)
             except Exception:
-                log.exception("could not set up a %s session", self.dialect)
+                log.exception("could not set up a %s session", self.dialect_name)
                 return
             session.run()
         finally:
-            with self._lock:
-                self._open_sessions -= 1
+            self.context.session_closed()
 
 
 def _stop_at_exit(agent: LocalAgent) -> None:
@@ -303,4 +224,4 @@ def _stop_at_exit(agent: LocalAgent) -> None:
         pass
 
 
-__all__ = ["LocalAgent", "DIALECTS"]
+__all__ = ["LocalAgent"]

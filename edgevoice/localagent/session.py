@@ -1,12 +1,14 @@
-"""The per-connection loop shared by both dialects.
+"""The per-connection loop shared by every dialect.
 
 A :class:`Session` runs entirely in the websockets server's per-connection thread. It
 never blocks for long: it alternates between timed work (reply chunks that became due,
 pings, scheduled closes) and ``recv`` with a short timeout, so user audio keeps being read
 while a reply streams out. That is what lets barge-in be detected mid-reply.
 
-Dialect subclasses (:mod:`.xuna`, :mod:`.voiceapi`, :mod:`.napster`, :mod:`.navtalk`)
-provide the wire format through the ``on_*`` / ``send_*`` hooks. User audio arrives at
+Each dialect's session subclass (:mod:`.xuna`, :mod:`.voiceapi`, :mod:`.napster`,
+:mod:`.navtalk`) provides the wire format through the ``on_*`` / ``send_*`` hooks. A session
+receives the agent's :class:`~edgevoice.localagent.context.DialectContext`, the connection
+and what the handshake said of it (``auth``), and nothing else. User audio arrives at
 ``input_rate`` (24 kHz for navtalk) and is resampled to the VAD's 16 kHz here.
 """
 
@@ -17,7 +19,7 @@ import binascii
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import soxr
@@ -25,12 +27,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 from websockets.sync.server import ServerConnection
 
+from .context import DialectContext
 from .listener import SAMPLE_RATE, SpeechEnded, SpeechStarted, UtteranceListener
 from .options import AgentOptions
 from .reply import ReplyStream
-
-if TYPE_CHECKING:
-    from .server import LocalAgent
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,16 @@ def dumps(message: dict[str, Any]) -> str:
 
 
 def b64(pcm: bytes) -> str:
+    """Base64 text of audio for a JSON message."""
     return base64.b64encode(pcm).decode("ascii")
+
+
+# Malformed messages every dialect sends with ``options.send_garbage`` (see Session.garbage).
+NOT_JSON = "this is not JSON {"
+NOT_AN_OBJECT = "[1, 2, 3]"
+BINARY_GARBAGE = b"\x00\x01\x02 binary garbage \xff"
+BAD_BASE64 = "@@not*base64@@"
+ODD_LENGTH_PCM = b"\x01\x02\x03"
 
 #: Longest the loop sleeps in ``recv``: bounds how fast run-time option changes take effect.
 MAX_WAIT_S = 0.05
@@ -54,15 +63,17 @@ class EndSession(Exception):
 class Session:
     """One conversation over one WebSocket connection."""
 
-    dialect = "?"
     output_rate = SAMPLE_RATE
     input_rate = SAMPLE_RATE  #: rate of the PCM16 a client sends; the VAD always gets 16 kHz
-    conversation_id = ""
+    conversation_prefix = "conv"  #: of the ids :meth:`new_conversation_id` hands out
 
-    def __init__(self, agent: LocalAgent, ws: ServerConnection, auth: dict[str, Any]) -> None:
-        self.agent = agent
-        self.ws = ws
+    def __init__(
+        self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
+    ) -> None:
+        self.context = context
+        self.connection = connection
         self.auth = auth
+        self.conversation_id = self.new_conversation_id()
         opts = self.options
         self.listener = UtteranceListener(
             opts.vad_mode, opts.end_silence_ms, opts.min_speech_ms, opts.max_utterance_s
@@ -76,9 +87,13 @@ class Session:
 
     @property
     def options(self) -> AgentOptions:
-        return self.agent.options
+        return self.context.options
 
-    # --- hooks for dialects -------------------------------------------------------
+    # -- hooks for dialects -----------------------------------------------------------
+    def new_conversation_id(self) -> str:
+        """The id every event of this session carries (``conv_3``)."""
+        return self.context.next_id(self.conversation_prefix)
+
     def authenticate(self) -> bool:
         """Run any in-band authentication; False ends the session (already closed)."""
         return True
@@ -87,10 +102,12 @@ class Session:
         """Send the opening messages."""
 
     def on_text(self, text: str) -> None:
+        """A text message from the client."""
         raise NotImplementedError
 
     def on_binary(self, data: bytes) -> None:
-        raise NotImplementedError
+        """A binary message from the client; most dialects have none."""
+        self.record("client_unknown", binary_bytes=len(data))
 
     def on_tick(self, now: float) -> float | None:
         """Dialect timed work (pings). Returns the next time it wants to run."""
@@ -100,6 +117,7 @@ class Session:
         """Messages sent before the first reply chunk (transcripts)."""
 
     def send_reply_chunk(self, reply: ReplyStream, chunk: bytes) -> None:
+        """Send one chunk of reply audio."""
         raise NotImplementedError
 
     def send_reply_done(self, reply: ReplyStream) -> None:
@@ -115,26 +133,34 @@ class Session:
     def send_interruption(self, reply: ReplyStream) -> None:
         """Tell the client the reply was cut off (if the dialect can)."""
 
-    def garbage(self) -> list[str | bytes]:
-        """Malformed messages sent when ``options.send_garbage`` is on."""
+    def malformed_messages(self) -> list[str | bytes]:
+        """The dialect's own malformed messages for :meth:`garbage`."""
         return []
 
     def close_normally(self, reason: str) -> None:
         """Server-initiated normal end of session (close_after_s / close_after_reply)."""
         self.close(1000, reason)
 
-    # --- helpers for dialects -----------------------------------------------------
+    # -- helpers for dialects ---------------------------------------------------------
     def send(self, message: str | bytes) -> None:
-        self.ws.send(message)
+        self.connection.send(message)
+
+    def send_json(self, message: dict[str, Any]) -> None:
+        self.connection.send(dumps(message))
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection with ``code`` and leave the loop."""
         self.closed_by_server = (code, reason)
-        self.ws.close(code, reason)
+        self.connection.close(code, reason)
         raise EndSession
 
     def record(self, kind: str, **data: Any) -> None:
-        self.agent.log.record(kind, conversation=self.conversation_id, **data)
+        """Record an event tagged with this session's ``conversation`` id."""
+        self.context.record(kind, conversation=self.conversation_id, **data)
+
+    def record_unknown(self, kind: Any) -> None:
+        """Record a client message of a type this dialect does not know."""
+        self.record("client_unknown", type=kind if isinstance(kind, str) else repr(kind))
 
     def parse_json(self, text: str) -> dict | None:
         """A client text message as a JSON object, or None (recorded as malformed)."""
@@ -160,11 +186,12 @@ class Session:
             self.record("client_malformed", reason="invalid base64 audio")
             return None
 
-    def oversized_garbage(self) -> str:
-        """A valid but huge text message of ``garbage_big_bytes`` (tests size caps)."""
+    def garbage(self) -> list[str | bytes]:
+        """Malformed messages sent when ``options.send_garbage`` is on: not JSON, not an
+        object, the dialect's own, then a valid but huge one of ``garbage_big_bytes``."""
         prefix, suffix = '{"type":"garbage_padding","padding":"', '"}'
         fill = max(0, self.options.garbage_big_bytes - len(prefix) - len(suffix))
-        return prefix + "x" * fill + suffix
+        return [NOT_JSON, NOT_AN_OBJECT, *self.malformed_messages(), prefix + "x" * fill + suffix]
 
     def take_user_audio(self, pcm: bytes) -> None:
         """Account for, endpoint and barge-in-check user audio (PCM16 at ``input_rate``)."""
@@ -176,7 +203,7 @@ class Session:
         if self.audio_bytes == 0:
             self.record("audio_first", bytes=len(pcm))
         self.audio_bytes += len(pcm)
-        self.agent.add_audio_seconds(len(pcm) / 2 / self.input_rate)
+        self.context.add_audio_seconds(len(pcm) / 2 / self.input_rate)
         if self.input_rate != SAMPLE_RATE:
             pcm = self._to_vad_rate(pcm)
         for frame in self.listener.frames(pcm):
@@ -206,9 +233,10 @@ class Session:
 
     @property
     def audio_seconds(self) -> float:
+        """User audio received in this session."""
         return self.audio_bytes / 2 / self.input_rate
 
-    # --- replies ------------------------------------------------------------------
+    # -- replies ---------------------------------------------------------------------
     def reply_audio(self, utterance_pcm: bytes) -> bytes:
         """The utterance resampled to the output rate."""
         if self.output_rate == SAMPLE_RATE:
@@ -217,19 +245,23 @@ class Session:
         return soxr.resample(samples, SAMPLE_RATE, self.output_rate).astype("<i2").tobytes()
 
     def chunk_bytes(self) -> int:
+        """Bytes of reply audio per chunk (``chunk_ms`` at the output rate)."""
         samples = max(1, self.output_rate * self.options.chunk_ms // 1000)
         return samples * 2
 
     def start_reply(self, utterance: SpeechEnded) -> None:
+        """Answer ``utterance`` with its own audio, paced in real time."""
         self.replies += 1
         pcm = self.reply_audio(utterance.pcm)
-        reply = ReplyStream(self.replies, pcm, self.output_rate, self.chunk_bytes(), self.options.reply_lead_s)
+        reply = ReplyStream(self.replies, pcm, self.output_rate, self.chunk_bytes(),
+                            self.options.reply_lead_s)
         self.reply = reply
         self.send_reply_intro(reply, utterance.seconds)
         self.record("reply_start", event_id=reply.event_id, seconds=reply.seconds)
         self.pump_reply(time.monotonic())
 
     def pump_reply(self, now: float) -> None:
+        """Send the reply chunks that are due by ``now``."""
         reply = self.reply
         if reply is None or reply.cancelled:
             return
@@ -243,9 +275,11 @@ class Session:
         """Every reply ends with exactly one ``reply_end``: fully sent, or cut short."""
         if not reply.end_recorded:
             reply.end_recorded = True
-            self.record("reply_end", event_id=reply.event_id, seconds=reply.sent_seconds, interrupted=interrupted)
+            self.record("reply_end", event_id=reply.event_id, seconds=reply.sent_seconds,
+                        interrupted=interrupted)
 
     def interrupt(self, now: float) -> None:
+        """The user talked over the reply: stop it and tell the client."""
         reply = self.reply
         if reply is None or reply.cancelled:
             return
@@ -261,7 +295,7 @@ class Session:
         )
         self._record_reply_end(reply, interrupted=True)
 
-    # --- the loop -------------------------------------------------------------------
+    # -- the loop --------------------------------------------------------------------
     def run(self) -> None:
         """Serve the connection until either side closes it or the agent stops."""
         try:
@@ -280,14 +314,16 @@ class Session:
         except ConnectionClosed:
             pass
         except Exception:
-            log.exception("%s session %s failed", self.dialect, self.conversation_id or "?")
+            log.exception("%s %s failed", type(self).__name__, self.conversation_id)
         finally:
             by = "server" if self.closed_by_server else "client"
-            code, reason = self.closed_by_server or (self.ws.close_code, self.ws.close_reason)
-            self.record("ws_closed", by=by, code=code, reason=reason, audio_s=round(self.audio_seconds, 3))
+            code, reason = self.closed_by_server or (self.connection.close_code,
+                                                     self.connection.close_reason)
+            self.record("ws_closed", by=by, code=code, reason=reason,
+                        audio_s=round(self.audio_seconds, 3))
 
     def _step(self) -> None:
-        if self.agent.stopping.is_set():
+        if self.context.stopping.is_set():
             self.close(1001, "local agent stopping")
         if self.options.stall:
             self._stall()
@@ -295,7 +331,7 @@ class Session:
         wake = self._timed_work(now)
         wait = MAX_WAIT_S if wake is None else min(MAX_WAIT_S, max(0.0, wake - time.monotonic()))
         try:
-            message = self.ws.recv(timeout=wait)
+            message = self.connection.recv(timeout=wait)
         except TimeoutError:
             return
         if isinstance(message, bytes):
@@ -311,10 +347,10 @@ class Session:
         reading into its small receive queue until that fills, then stops reading.
         """
         self.record("stalled")
-        while not self.agent.stopping.is_set():
-            if self.ws.state is State.CLOSED:
+        while not self.context.stopping.is_set():
+            if self.connection.state is State.CLOSED:
                 raise EndSession
-            self.agent.stopping.wait(MAX_WAIT_S)
+            self.context.stopping.wait(MAX_WAIT_S)
         self.close(1001, "local agent stopping")
 
     def _timed_work(self, now: float) -> float | None:

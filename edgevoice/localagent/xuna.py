@@ -9,23 +9,16 @@ barge-in with ``interruption``.
 
 from __future__ import annotations
 
-import logging
 import time
-from typing import TYPE_CHECKING, Any, Mapping
-from urllib.parse import parse_qs, urlsplit
+from http import HTTPStatus
+from typing import Any
 
-from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection
 
+from .context import DialectContext
+from .dialect import Dialect, Handshake, HandshakeRefused, RestAnswer, RestRequest
 from .reply import ReplyStream
-from .session import Session
-from .session import b64 as _b64
-from .session import dumps as _dumps
-
-if TYPE_CHECKING:
-    from .server import LocalAgent
-
-log = logging.getLogger(__name__)
+from .session import BAD_BASE64, BINARY_GARBAGE, ODD_LENGTH_PCM, Session, b64, dumps
 
 WS_PATH = "/v1/convai/conversation"
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
@@ -34,81 +27,14 @@ SIGNED_URL_TTL_S = 15 * 60
 LATE_CHUNKS = 3
 
 
-
-
-
-# --- REST -------------------------------------------------------------------------
-def rest_route(
-    agent: LocalAgent,
-    method: str,
-    path: str,
-    query: dict[str, str],
-    headers: Mapping[str, str],
-    body: bytes = b"",
-) -> tuple[int, dict[str, Any]] | None:
-    """Answer a REST request, or None when the path is not part of this dialect."""
-    if path != SIGNED_URL_PATH:
-        return None
-    if method != "GET":
-        return 405, {"detail": {"status": "method_not_allowed", "message": "use GET"}}
-    opts = agent.options
-    if opts.reject_auth or headers.get("xi-api-key") != opts.api_key:
-        agent.log.record("auth_rejected", where="rest", reason="bad_api_key")
-        return 401, {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}
-    agent_id = query.get("agent_id")
-    if not agent_id:
-        return 422, {"detail": {"status": "missing_agent_id", "message": "agent_id is required"}}
-    if agent_id != opts.agent_id:
-        return 404, {"detail": {"status": "agent_not_found", "message": f"agent {agent_id} not found"}}
-    token = agent.tokens.issue(TOKEN_PURPOSE, SIGNED_URL_TTL_S)
-    agent.log.record("http_signed_url", agent_id=agent_id)
-    return 200, {"signed_url": f"{agent.ws_base}{WS_PATH}?token={token}"}
-
-
-# --- WebSocket handshake -----------------------------------------------------------
-def process_request(agent: LocalAgent, connection: ServerConnection, request: Request) -> Response | None:
-    """Authenticate the opening handshake; a Response refuses it."""
-    url = urlsplit(request.path)
-    if url.path != WS_PATH:
-        agent.log.record("ws_bad_path", path=url.path)
-        return connection.respond(404, "Not Found\n")
-    query = {k: v[0] for k, v in parse_qs(url.query).items()}
-    opts = agent.options
-
-    def refuse(reason: str) -> Response:
-        agent.log.record("auth_rejected", where="ws", reason=reason)
-        return connection.respond(403, "Forbidden\n")
-
-    if opts.reject_auth:
-        return refuse("reject_auth")
-    token = query.get("token")
-    if token is not None:
-        status = agent.tokens.redeem(token, TOKEN_PURPOSE)
-        if status != "ok":
-            return refuse(f"token_{status}")
-        connection.localagent_auth = {"auth": "signed", "token": token}
-        return None
-    agent_id = query.get("agent_id")
-    if agent_id is None:
-        return refuse("missing_agent_id")
-    if agent_id != opts.agent_id:
-        return refuse("unknown_agent_id")
-    if opts.private:
-        return refuse("private_agent_needs_signed_url")
-    connection.localagent_auth = {"auth": "public"}
-    return None
-
-
-# --- session ------------------------------------------------------------------------
 class XunaSession(Session):
     """A xuna conversation: metadata, pings, transcripts, echo replies, interruptions."""
 
-    dialect = "xuna"
-
-    def __init__(self, agent: LocalAgent, ws: ServerConnection, auth: dict[str, Any]) -> None:
-        super().__init__(agent, ws, auth)
+    def __init__(
+        self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
+    ) -> None:
+        super().__init__(context, connection, auth)
         self.output_rate = int(self.options.output_rate)
-        self.conversation_id = agent.new_conversation_id()
         self.next_ping_at: float | None = None
         self.pings_sent = 0
         self.outstanding_pings: dict[int, float] = {}
@@ -116,22 +42,17 @@ class XunaSession(Session):
 
     def on_open(self) -> None:
         self.record("ws_open", **self.auth)
-        self.send(
-            _dumps(
-                {
-                    "type": "conversation_initiation_metadata",
-                    "conversation_initiation_metadata_event": {
-                        "conversation_id": self.conversation_id,
-                        "agent_output_audio_format": f"pcm_{self.output_rate}",
-                    },
-                }
-            )
+        self.send_json(
+            {
+                "type": "conversation_initiation_metadata",
+                "conversation_initiation_metadata_event": {
+                    "conversation_id": self.conversation_id,
+                    "agent_output_audio_format": f"pcm_{self.output_rate}",
+                },
+            }
         )
 
-    # --- receive ---
-    def on_binary(self, data: bytes) -> None:
-        self.record("client_unknown", binary_bytes=len(data))
-
+    # -- receive ---
     def on_text(self, text: str) -> None:
         self.messages_seen += 1
         message = self.parse_json(text)
@@ -152,10 +73,10 @@ class XunaSession(Session):
         elif kind == "client_tool_result":
             self.record("tool_result", message=message)
         else:
-            self.record("client_unknown", type=kind if isinstance(kind, str) else repr(kind))
+            self.record_unknown(kind)
 
-    def _audio(self, b64: Any) -> None:
-        pcm = self.decode_b64_audio(b64, "audio without base64 payload")
+    def _audio(self, payload: Any) -> None:
+        pcm = self.decode_b64_audio(payload, "audio without base64 payload")
         if pcm is not None:
             self.take_user_audio(pcm)
 
@@ -165,11 +86,12 @@ class XunaSession(Session):
             event_id = message["pong_event"].get("event_id")
         if isinstance(event_id, int) and event_id in self.outstanding_pings:
             sent = self.outstanding_pings.pop(event_id)
-            self.record("pong_ok", event_id=event_id, rtt_ms=round((time.monotonic() - sent) * 1000, 1))
+            rtt_ms = round((time.monotonic() - sent) * 1000, 1)
+            self.record("pong_ok", event_id=event_id, rtt_ms=rtt_ms)
         else:
             self.record("pong_bad", event_id=event_id)
 
-    # --- timed ---
+    # -- timed ---
     def on_tick(self, now: float) -> float | None:
         interval = self.options.ping_interval
         if not interval or interval <= 0:
@@ -183,37 +105,26 @@ class XunaSession(Session):
             self.outstanding_pings[event_id] = now
             if len(self.outstanding_pings) > 100:  # a client that never answers
                 self.outstanding_pings.pop(min(self.outstanding_pings))
-            self.send(_dumps({"type": "ping", "ping_event": {"event_id": event_id, "ping_ms": None}}))
+            self.send_json({"type": "ping", "ping_event": {"event_id": event_id, "ping_ms": None}})
             self.record("ping_sent", event_id=event_id)
             self.next_ping_at = now + interval
         return self.next_ping_at
 
-    # --- replies ---
+    # -- replies ---
     def send_reply_intro(self, reply: ReplyStream, seconds: float) -> None:
-        self.send(
-            _dumps(
-                {
-                    "type": "user_transcript",
-                    "user_transcription_event": {"user_transcript": f"I said something for {seconds:.1f} seconds"},
-                }
-            )
-        )
-        self.send(
-            _dumps(
-                {
-                    "type": "agent_response",
-                    "agent_response_event": {
-                        "agent_response": f"You spoke for {seconds:.1f} seconds. Here it is back."
-                    },
-                }
-            )
-        )
+        transcript = f"I said something for {seconds:.1f} seconds"
+        self.send_json({"type": "user_transcript",
+                        "user_transcription_event": {"user_transcript": transcript}})
+        response = f"You spoke for {seconds:.1f} seconds. Here it is back."
+        self.send_json({"type": "agent_response",
+                        "agent_response_event": {"agent_response": response}})
 
     def send_reply_chunk(self, reply: ReplyStream, chunk: bytes) -> None:
-        self.send(_dumps({"type": "audio", "audio_event": {"audio_base_64": _b64(chunk), "event_id": reply.event_id}}))
+        self.send_json({"type": "audio",
+                        "audio_event": {"audio_base_64": b64(chunk), "event_id": reply.event_id}})
 
     def send_interruption(self, reply: ReplyStream) -> None:
-        self.send(_dumps({"type": "interruption", "interruption_event": {"event_id": reply.event_id}}))
+        self.send_json({"type": "interruption", "interruption_event": {"event_id": reply.event_id}})
         if self.options.late_audio_after_interrupt:
             late = reply.remaining()[:LATE_CHUNKS]
             late += [bytes(self.chunk_bytes())] * (LATE_CHUNKS - len(late))
@@ -221,17 +132,73 @@ class XunaSession(Session):
                 self.send_reply_chunk(reply, chunk)
             self.record("late_audio_sent", event_id=reply.event_id, chunks=len(late))
 
-    # --- misbehaviour ---
-    def garbage(self) -> list[str | bytes]:
+    # -- misbehaviour ---
+    def malformed_messages(self) -> list[str | bytes]:
         return [
-            "this is not JSON {",
-            "[1, 2, 3]",
-            _dumps({"type": "audio", "audio_event": {"audio_base_64": "@@not*base64@@", "event_id": 0}}),
-            _dumps({"type": "audio", "audio_event": {"audio_base_64": _b64(b"\x01\x02\x03"), "event_id": 0}}),
-            _dumps({"type": "mystery_event_type", "mystery_event": {"x": 1}}),
-            _dumps({"type": "ping"}),
-            _dumps({"type": "user_transcript"}),
-            b"\x00\x01\x02 binary garbage \xff",
-            self.oversized_garbage(),
+            dumps({"type": "audio", "audio_event": {"audio_base_64": BAD_BASE64, "event_id": 0}}),
+            dumps({"type": "audio",
+                   "audio_event": {"audio_base_64": b64(ODD_LENGTH_PCM), "event_id": 0}}),
+            dumps({"type": "mystery_event_type", "mystery_event": {"x": 1}}),
+            dumps({"type": "ping"}),
+            dumps({"type": "user_transcript"}),
+            BINARY_GARBAGE,
         ]
 
+
+class XunaDialect(Dialect):
+    """xuna: a signed-URL endpoint, public or signed WebSocket handshakes, :class:`XunaSession`."""
+
+    name = "xuna"
+    ws_path = WS_PATH
+    session_class = XunaSession
+
+    def rest_route(self, request: RestRequest) -> RestAnswer | None:
+        """``GET`` the signed URL (``xi-api-key``, ``?agent_id=``): a single-use token in it."""
+        if request.path != SIGNED_URL_PATH:
+            return None
+        if request.method != "GET":
+            return _rest_error(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", "use GET")
+        opts = self.options
+        if self.rest_key_refused(request.headers.get("xi-api-key"), opts.api_key):
+            return _rest_error(HTTPStatus.UNAUTHORIZED, "invalid_api_key", "Invalid API key")
+        agent_id = request.query.get("agent_id")
+        if not agent_id:
+            return _rest_error(HTTPStatus.UNPROCESSABLE_ENTITY, "missing_agent_id",
+                               "agent_id is required")
+        if agent_id != opts.agent_id:
+            return _rest_error(HTTPStatus.NOT_FOUND, "agent_not_found",
+                               f"agent {agent_id} not found")
+        token = self.context.tokens.issue(TOKEN_PURPOSE, SIGNED_URL_TTL_S)
+        self.context.record("http_signed_url", agent_id=agent_id)
+        signed_url = f"{self.context.ws_base}{WS_PATH}?token={token}"
+        return RestAnswer(HTTPStatus.OK, {"signed_url": signed_url})
+
+    def authorize_handshake(self, handshake: Handshake) -> dict[str, Any]:
+        """A signed URL's ``?token=`` (single use), or ``?agent_id=`` of a public agent."""
+        token = handshake.query.get("token")
+        if token is not None:
+            status = self.context.tokens.redeem(token, TOKEN_PURPOSE)
+            if status != "ok":
+                raise HandshakeRefused(HTTPStatus.FORBIDDEN, f"token_{status}")
+            return {"auth": "signed", "token": token}
+        agent_id = handshake.query.get("agent_id")
+        if agent_id is None:
+            raise HandshakeRefused(HTTPStatus.FORBIDDEN, "missing_agent_id")
+        if agent_id != self.options.agent_id:
+            raise HandshakeRefused(HTTPStatus.FORBIDDEN, "unknown_agent_id")
+        if self.options.private:
+            raise HandshakeRefused(HTTPStatus.FORBIDDEN, "private_agent_needs_signed_url")
+        return {"auth": "public"}
+
+    def config_section(self) -> dict[str, str]:
+        opts = self.options
+        section = {"agent_id": str(opts.agent_id), "url": self.context.ws_base + WS_PATH,
+                   "api_url": self.context.http_base}
+        if opts.private:
+            section["api_key"] = opts.api_key
+        return section
+
+
+def _rest_error(status: int, error: str, message: str) -> RestAnswer:
+    """xuna's error body: ``{"detail": {"status", "message"}}``."""
+    return RestAnswer(status, {"detail": {"status": error, "message": message}})

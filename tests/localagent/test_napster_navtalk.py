@@ -270,7 +270,7 @@ def test_napster_omniagent_token_form_and_http_url(make_agent):
         body = {"channelType": "websocket", "externalClientId": "pi_1", "externalClientProfile": {"room": "hall"}}
         decoded = decode_token(napster_post(agent, f"/public/agents/{agent_id}/connections", body))
         assert set(decoded) == {"url", "token"}
-        assert decoded["url"] == f"http://127.0.0.1:{agent.ws_port}/napster/ws?token={decoded['token']}"
+        assert decoded["url"] == f"http://127.0.0.1:{agent.context.ws_port}/napster/ws?token={decoded['token']}"
         assert agent.wait_for("http_agent_connection", predicate=lambda e, a=agent_id: e.data["agent_id"] == a)[
             0
         ].data["body"] == body

@@ -121,7 +121,7 @@ def tolerance_bytes(rate: int) -> int:
 # --- events API ------------------------------------------------------------------------------
 def test_wait_for_timeout_names_what_was_seen(make_agent):
     agent = make_agent("xuna")
-    agent.log.record("something_else")
+    agent.event_log.record("something_else")
     with pytest.raises(TimeoutError, match="something_elsex1"):
         agent.wait_for("never_happens", timeout=0.05)
     assert agent.count("something_else") == 1
@@ -329,7 +329,7 @@ def test_stalled_connection_does_not_block_stop(make_agent):
         while True:  # drain what was in flight; then nothing more comes
             recv_json(ws)
     stalled_at = agent.wait_for("stalled")[0].t
-    later_pings = agent.log.matching("ping_sent", lambda e: e.t > stalled_at)
+    later_pings = agent.event_log.matching("ping_sent", lambda e: e.t > stalled_at)
     assert later_pings and {e.data["conversation"] for e in later_pings} == {"conv_2"}
     assert agent.count("stalled") == 1
     started = time.monotonic()

@@ -30,7 +30,7 @@ def test_the_registry_lists_every_named_dialect_once_in_order():
 
 @pytest.mark.parametrize("name", DIALECT_NAMES)
 def test_every_dialect_has_a_section_a_provider_and_a_local_agent_counterpart(name):
-    from edgevoice.localagent.server import DIALECTS as LOCAL_AGENT_DIALECTS
+    from edgevoice.localagent.registry import DIALECTS as LOCAL_AGENT_DIALECTS
     dialect = DIALECTS[name]
     assert dataclasses.is_dataclass(dialect.settings) and keys(dialect.settings)
     assert callable(dialect.settings().check)
@@ -41,7 +41,7 @@ def test_every_dialect_has_a_section_a_provider_and_a_local_agent_counterpart(na
 
 def test_the_local_agent_speaks_exactly_the_registered_dialects():
     from edgevoice.localagent.arguments import DIALECT_NAMES as LOCAL_NAMES
-    from edgevoice.localagent.server import DIALECTS as LOCAL_AGENT_DIALECTS
+    from edgevoice.localagent.registry import DIALECTS as LOCAL_AGENT_DIALECTS
     assert set(LOCAL_AGENT_DIALECTS) == set(DIALECTS) == set(LOCAL_NAMES)
 
 
