@@ -25,6 +25,7 @@ import threading
 
 from edgevoice.config import ConfigError, Config, load
 from edgevoice.daemon import DEVICE_RETRY_S, Daemon
+from edgevoice.device.button import initial_state
 from edgevoice.lifecycle import DaemonObserver, DaemonState, Reload
 from edgevoice.device.notify import StatusReporter, SystemdNotifier, ThreadHealth, WatchdogPinger
 from edgevoice.device.reload import APPLIED, REJECTED, ReloadResults, runtime_dir
@@ -54,8 +55,6 @@ class Service(DaemonObserver):
         self._next_idle_check = 0.0
         self._last_ticks = -1
         self._why = ""
-        from edgevoice.device.button import initial_state
-
         start = initial_state(config.agent.mode)
         self.daemon = Daemon(config, start_session=start.start_session,
                              mic_open=start.mic_open or not config.gpio.enabled,
