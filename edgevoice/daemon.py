@@ -5,107 +5,93 @@ Reconnects use exponential backoff with full jitter (first retry within 1 s, cap
 backoff. A rejected key waits ``[session] auth_retry_delay`` and says so. :meth:`stop`
 (SIGTERM/SIGINT in ``edgevoice run``) ends everything within about a second.
 
-Other parts of the program (the demo's progress lines, the LED, systemd's STATUS) follow
-the daemon through :meth:`Daemon.add_listener`: ``listener(state, detail)`` with state one
-of ``starting``, ``idle`` (toggle mode, no session), ``connecting``, ``listening``,
-``speaking``, ``offline``, ``stopped``.
+One thread owns the daemon's life: ``edgevoice-session``, started by :meth:`Daemon.run`.
+It waits on the :class:`~edgevoice.lifecycle.Inbox` (at most :data:`TICK_S` at a time),
+applies each :class:`~edgevoice.lifecycle.Command` in order, hands each event of the
+session's threads to the session, and every round ticks the observers and asks the
+session whether its link is alive. Any thread may call the command methods
+(``set_muted`` … ``stop``): they only put an order on the inbox and return at once.
+
+Other parts of the program follow the daemon through :meth:`Daemon.add_listener`
+(``listener(state, detail)``, state a :class:`~edgevoice.lifecycle.DaemonState`: the
+demo's progress lines, systemd's STATUS) and :meth:`Daemon.add_observer` (a
+:class:`DaemonObserver`: the service's LED, button and watchdog). Both are called on the
+session thread.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from typing import Callable
-
-import backoff
 
 from edgevoice.audio.alsa_backend import DeviceError, open_alsa_backend, reset_pyaudio
 from edgevoice.audio.engine import AudioEngine
 from edgevoice.audio.file_backend import AudioFileError, open_file_backend
 from edgevoice.audio.room_backend import open_room_backend
 from edgevoice.config import EX_CONFIG, Config, state_dir
+from edgevoice.flow import Stats
 from edgevoice.history import History
+from edgevoice.lifecycle import (Command, DaemonObserver, DaemonState, Inbox, Order,
+                                 ReconnectPolicy, Reload)
 from edgevoice.logsetup import set_context
 from edgevoice.providers import make_provider
-from edgevoice.providers.base import Outcome
+from edgevoice.providers.base import Outcome, Retry, SessionFailed
 from edgevoice.redact import describe_error
 from edgevoice.memory import pin_mmap_threshold
-from edgevoice.session import Session, Stats
+from edgevoice.session import Session, SessionOptions
+from edgevoice.threads import start_thread
 from edgevoice.tools import ToolRunner
 
 log = logging.getLogger(__name__)
 
 HEALTHY_SESSION_S = 10.0   # streaming this long resets the reconnect backoff
 DEVICE_RETRY_S = 5.0
+TICK_S = 0.1               # the session thread's longest wait on its inbox
 
-
-class ReconnectPolicy:
-    """How long to wait before the next attempt, from how the last one ended."""
-
-    def __init__(self, max_delay: float, auth_delay: float, rng: random.Random | None = None):
-        self.max_delay = max_delay
-        self.auth_delay = auth_delay
-        self._rng = rng or random.Random()
-        self.reset()
-
-    def reset(self) -> None:
-        self._expo = backoff.expo(base=2, factor=1, max_value=self.max_delay)
-        self._expo.send(None)
-
-    def next_delay(self, outcome: Outcome) -> float:
-        if outcome.retry in ("auth", "long"):  # a wrong key, an empty account: wait long
-            return self.auth_delay * self._rng.uniform(0.9, 1.1)
-        ceiling = next(self._expo)
-        if outcome.retry == "later" and outcome.retry_after is not None:
-            return max(outcome.retry_after, self._rng.uniform(0, ceiling))
-        return self._rng.uniform(0, ceiling)  # full jitter, as backoff.full_jitter
+Listener = Callable[[DaemonState, str], None]
+#: ``reloader(current)`` re-reads the configuration: what changed, and the new one (None
+#: when it was rejected or nothing needs applying)
+Reloader = Callable[[Config], "tuple[Reload, Config | None]"]
 
 
 class Daemon:
-    """The sound devices, the sessions, and the commands that steer them.
+    """The sound devices, the sessions, and the commands that steer them (the button's
+    :class:`~edgevoice.device.button.DaemonControl`)."""
 
-    The command methods (``set_muted`` … ``restart_session``) are the button's
-    :class:`~edgevoice.device.button.DaemonControl`: they only set flags or queue work, so
-    they return at once on whichever thread calls them; the session thread applies them
-    within a tick (100 ms).
-    """
-
-    def __init__(self, config: Config, *, start_session: bool = True) -> None:
+    def __init__(self, config: Config, *, start_session: bool = True, mic_open: bool = True,
+                 reloader: Reloader | None = None) -> None:
         pin_mmap_threshold()  # large server messages give their memory back (memory.py)
         self.config = config
         self.stats = Stats()
-        self.engine: AudioEngine | None = None
+        self.engine: AudioEngine | None = None  # None while the devices are (re)opened
         self.session: Session | None = None
-        self.state = "starting"
-        self._stop = threading.Event()
-        self._listeners: list[Callable[[str, str], None]] = []
-        self._state_lock = threading.Lock()
+        self.state = DaemonState.STARTING
+        self.halt = threading.Event()  # stop(): the one flag other threads may set
+        self.inbox = Inbox()
         self.ready = threading.Event()  # audio devices open and running
-        # hooks for the service layer (sd_notify, reload, button): see edgevoice.service
-        self.on_audio_ready: Callable[[AudioEngine], None] = lambda engine: None
-        self.on_waiting_for_device: Callable[[str], None] = lambda problem: None
-        self.on_tick: Callable[[], None] = lambda: None
-        self.on_activity: Callable[[], None] = lambda: None
-        self.reload_hook: Callable[[], str | None] = lambda: None
-        # commands
-        self._want_session = threading.Event()
-        if start_session:
-            self._want_session.set()
-        self._restart = threading.Event()
-        self._reload = threading.Event()
-        self._muted = False
-        self._mic_open = True
-        self._audio_restart = False
         self.ticks = 0  # moves while the session thread is alive (the watchdog checks it)
-        self.engine_restarting = False  # the sound devices are being reopened
+        self._listeners: list[Listener] = []
+        self._observers: list[DaemonObserver] = []
+        self._state_lock = threading.Lock()
+        self._reloader = reloader
+        # owned by the session thread; changed only by the commands it applies
+        self._want_session = start_session
+        self._muted = False
+        self._mic_open = mic_open  # push-to-talk starts closed
+        self._audio_restart = False
+        self._result: int | BaseException = 0
 
     # -- observers ------------------------------------------------------------------------
-    def add_listener(self, listener: Callable[[str, str], None]) -> None:
+    def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def _set_state(self, state: str, detail: str = "") -> None:
+    def add_observer(self, observer: DaemonObserver) -> None:
+        self._observers.append(observer)
+
+    def state_changed(self, state: DaemonState, detail: str = "") -> None:
+        """Enter ``state``; listeners hear of a new state, or of a new detail."""
         with self._state_lock:
             changed = state != self.state
             self.state = state
@@ -116,68 +102,87 @@ class Daemon:
                 except Exception:  # an observer must never break the daemon
                     log.exception("state listener failed")
 
-    # -- control (any thread) ---------------------------------------------------------------
+    def _notify(self, name: str, *args) -> None:
+        for observer in list(self._observers):
+            try:
+                getattr(observer, name)(*args)
+            except Exception:
+                log.exception("daemon observer failed (%s)", name)
+
+    # -- commands (any thread) ------------------------------------------------------------
     def stop(self) -> None:
-        self._stop.set()
+        self.halt.set()
+        self.inbox.order(Command.STOP)  # wakes the session thread at once
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self.halt.is_set()
 
     def request_reload(self) -> None:
-        """Re-read the config at the next tick (SIGHUP)."""
-        self._reload.set()
+        """Re-read the config (SIGHUP)."""
+        self.inbox.order(Command.RELOAD)
 
     def set_muted(self, muted: bool) -> None:
-        self._muted = muted
-        self._apply_mic()
+        self.inbox.order(Command.MUTE, bool(muted))
 
     def set_mic_open(self, open: bool) -> None:
-        self._mic_open = open
-        self._apply_mic()
+        self.inbox.order(Command.MIC, bool(open))
+
+    def interrupt(self) -> None:
+        self.inbox.order(Command.INTERRUPT)
+
+    def user_activity(self) -> None:
+        self.inbox.order(Command.USER_ACTIVITY)
+
+    def start_session(self) -> None:
+        self.inbox.order(Command.START_SESSION)
+
+    def end_session(self) -> None:
+        self.inbox.order(Command.END_SESSION)
+
+    def restart_session(self) -> None:
+        self.inbox.order(Command.RESTART_SESSION)
+
+    # -- what the button may read (any thread) ----------------------------------------------
+    def agent_speaking(self) -> bool:
+        return self.state is DaemonState.SPEAKING
+
+    def session_active(self) -> bool:
+        """A session is wanted: running, connecting, or waiting to retry (toggle mode's
+        press must be able to end a retry loop too)."""
+        return self._want_session
 
     @property
     def mic_enabled(self) -> bool:
         return self._mic_open and not self._muted
 
-    def _apply_mic(self) -> None:
-        session = self.session
-        if session is not None:
-            session.mic_open = self.mic_enabled
+    # -- the session's host (see edgevoice.lifecycle.SessionHost) ---------------------------
+    def deliver(self, session: Session, event: object) -> bool:
+        return self.inbox.put((session, event))
 
-    def interrupt(self) -> None:
-        session = self.session
-        if session is not None:
-            session.interrupt_now()
+    def beat(self) -> None:
+        self.ticks += 1
 
-    def user_activity(self) -> None:
-        session = self.session
-        if session is not None:
-            session.send_user_activity()
-
-    def start_session(self) -> None:
-        self._want_session.set()
-
-    def end_session(self) -> None:
-        self._want_session.clear()
-
-    def restart_session(self) -> None:
-        self._want_session.set()
-        self._restart.set()
-
-    def agent_speaking(self) -> bool:
-        return self.state == "speaking"
-
-    def session_active(self) -> bool:
-        """A session is wanted: running, connecting, or waiting to retry (toggle mode's
-        press must be able to end a retry loop too)."""
-        return self._want_session.is_set()
+    def activity(self) -> None:
+        self._notify("activity")
 
     # -- running ----------------------------------------------------------------------------
     def run(self) -> int:
-        """Run until :meth:`stop`. Returns the process exit status."""
-        while not self._stop.is_set():
-            self.engine_restarting = self.engine is not None
+        """Run until :meth:`stop` on the ``edgevoice-session`` thread; returns the process
+        exit status once it has ended. Signals still reach the calling (main) thread."""
+        start_thread("session", self._main).join()
+        if isinstance(self._result, BaseException):
+            raise self._result
+        return self._result
+
+    def _main(self) -> None:
+        try:
+            self._result = self._serve()
+        except BaseException as exc:  # raised again by run() on the caller's thread
+            self._result = exc
+
+    def _serve(self) -> int:
+        while not self.halt.is_set():
             try:
                 engine = self._open_audio()
             except AudioFileError as exc:
@@ -187,28 +192,31 @@ class Daemon:
                 break
             self.engine = engine
             engine.start()
-            self.engine_restarting = False
             self.ready.set()
-            self.on_audio_ready(engine)
+            self._notify("audio_opened", engine)
             try:
                 self._session_loop()
             finally:
-                self.engine_restarting = self._audio_restart
+                if self.halt.is_set():
+                    self.state_changed(DaemonState.STOPPING)
+                elif self._audio_restart:
+                    self.engine = None  # the watchdog counts only this thread meanwhile
                 engine.stop(1.0)
-            if self._audio_restart:
-                self._audio_restart = False
+            if self._audio_restart and not self.halt.is_set():
                 log.info("reopening the sound devices")
                 if self.config.audio.backend == "alsa":
                     reset_pyaudio()  # find a replugged device under its new index
                 continue
             break
-        self._set_state("stopped")
+        self.state_changed(DaemonState.STOPPING)
+        self.state_changed(DaemonState.STOPPED)
         log.info("stopped")
         return 0
 
     def _open_audio(self) -> AudioEngine | None:
         warned = False
-        while not self._stop.is_set():
+        while not self.halt.is_set():
+            self._audio_restart = False  # reopening is what this does (a reload may ask again)
             a = self.config.audio
             wire_rate = make_provider(self.config).mic_rate
             try:
@@ -226,71 +234,123 @@ class Daemon:
                 if not warned:
                     log.error("%s; retrying every %g s", exc, DEVICE_RETRY_S)
                     warned = True
-                self._set_state("offline", "sound device missing")
-                self.on_waiting_for_device(str(exc))
+                self.state_changed(DaemonState.WAITING_FOR_DEVICE, "sound device missing")
+                self._notify("waiting_for_device", str(exc))
                 reset_pyaudio()  # PortAudio lists devices only when it starts: look afresh
-                deadline = time.monotonic() + DEVICE_RETRY_S
-                while not self._stop.is_set() and time.monotonic() < deadline:
-                    self._stop.wait(0.1)
-                    self.ticks += 1
-                    if self._reload.is_set():  # a fixed device name must not wait for us
-                        self._reload.clear()
-                        self.reload_hook()
-                        break
+                self._wait(DEVICE_RETRY_S)  # a reload naming the right device ends it early
         return None
 
-    def _tick(self) -> Outcome | None:
-        """Every 100 ms on the session thread: apply commands, reload, service hooks."""
+    # -- the session thread's round -----------------------------------------------------------
+    def _step(self, session: Session | None, timeout: float = TICK_S) -> Outcome | None:
+        """Wait for one item on the inbox (or ``timeout``), act on it, tick the observers,
+        check the devices and the session's link. An :class:`Outcome` ends the session."""
+        item = self.inbox.get(timeout)
         self.ticks += 1
-        self.on_tick()
+        if self.halt.is_set():
+            return Outcome("stopped", Retry.STOPPED)
+        outcome = None
+        if isinstance(item, Order):
+            outcome = self._apply(item)
+        elif item is not None:
+            source, event = item
+            if source is session and session is not None:  # not a late one of an old session
+                outcome = session.handle(event)
+        now = time.monotonic()
+        self._notify("tick", now)
         engine = self.engine
-        if engine is not None and engine.failed and not self._audio_restart:
+        if outcome is None and engine is not None and engine.failed and not self._audio_restart:
             log.error("%s; reopening the sound devices", engine.failed,
                       extra={"event": "device_failed"})
             self._audio_restart = True
-            return Outcome("sound device failed", "now")
-        if self._reload.is_set():
-            self._reload.clear()
-            change = self.reload_hook()
-            if change == "audio":
-                self._audio_restart = True
-                return Outcome("restarting for the new [audio] settings", "now")
-            if change == "agent":
-                return Outcome("restarting for the new agent settings", "now")
-        if self._restart.is_set():
-            self._restart.clear()
-            return Outcome("fresh session requested (button)", "now")
-        if not self._want_session.is_set():
-            return Outcome("session ended (button or idle timeout)", "idle")
+            outcome = Outcome("sound device failed", Retry.NOW)
+        if outcome is None and session is not None:
+            outcome = session.check(now)
+        return outcome
+
+    def _apply(self, order: Order) -> Outcome | None:
+        command, session, outcome = order.command, self.session, None
+        if command is Command.INTERRUPT or command is Command.USER_ACTIVITY:
+            if session is not None:
+                (session.interrupt_now if command is Command.INTERRUPT
+                 else session.user_activity)()
+            return None
+        if command is Command.RELOAD:
+            return self._reload()
+        if command is Command.MUTE:
+            self._muted = order.value
+        elif command is Command.MIC:
+            self._mic_open = order.value
+        elif command is Command.START_SESSION:
+            self._want_session = True
+        elif command is Command.END_SESSION:
+            self._want_session = False
+            if session is not None:
+                outcome = Outcome("session ended (button or idle timeout)", Retry.IDLE)
+        elif command is Command.RESTART_SESSION:
+            self._want_session = True
+            outcome = Outcome("fresh session requested (button)", Retry.NOW)
+        else:
+            return None  # STOP: the halt flag says it all
+        if session is not None:
+            session.mic_open = self.mic_enabled
+        self._notify("controls_changed")
+        return outcome
+
+    def _reload(self) -> Outcome | None:
+        if self._reloader is None:
+            return None
+        change, config = self._reloader(self.config)
+        if config is not None:
+            self.config = config
+        if change is Reload.AUDIO:
+            self._audio_restart = True
+            return Outcome("restarting for the new [audio] settings", Retry.NOW)
+        if change is Reload.AGENT:
+            return Outcome("restarting for the new agent settings", Retry.NOW)
         return None
 
-    def _beat(self) -> None:
-        self.ticks += 1
+    def _wait(self, seconds: float | None) -> None:
+        """No session: serve the inbox for ``seconds`` (None: until a command changes
+        something). A reload or a button press must not wait for a backoff."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        wanted = self._want_session
+        while not self.halt.is_set() and not self._audio_restart:
+            timeout = TICK_S if deadline is None else min(TICK_S, deadline - time.monotonic())
+            if timeout <= 0:
+                return
+            if self._step(None, timeout) is not None or self._want_session != wanted:
+                return
 
-    def _wait(self, seconds: float) -> None:
-        """Wait, still ticking (a reload or a button press must not wait for a backoff)."""
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set() and not self._audio_restart:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._stop.wait(min(0.1, remaining))
-            if self._tick() is not None and (self._want_session.is_set() or
-                                             self._audio_restart):
-                return
+    def converse(self, session: Session) -> Outcome:
+        """Run one session to its end on this thread (the session thread)."""
+        self.session = session
+        try:
+            session.open()
+        except SessionFailed as exc:
+            session.close(graceful=False)
+            return exc.outcome
+        except BaseException:  # a bug: still close what was opened
+            session.close(graceful=False)
+            raise
+        outcome = Outcome("stopped", Retry.STOPPED)
+        try:
+            while True:
+                step = self._step(session)
+                if step is not None:
+                    outcome = step
+                    return outcome
+        finally:
+            session.close(graceful=outcome.retry in (Retry.NOW, Retry.IDLE))
 
     def _session_loop(self) -> None:
         policy = ReconnectPolicy(self.config.session.reconnect_max_delay,
                                  self.config.session.auth_retry_delay)
         tools = history = None
         built_for = None
-        while not self._stop.is_set() and not self._audio_restart:
-            if not self._want_session.is_set():
-                self._set_state("idle", "press the button to talk")
-                while not self._want_session.is_set() and not self._stop.is_set() \
-                        and not self._audio_restart:
-                    self._stop.wait(0.1)
-                    self._tick()
+        while not self.halt.is_set() and not self._audio_restart:
+            if not self._want_session:
+                self.state_changed(DaemonState.IDLE, "press the button to talk")
+                self._wait(None)
                 continue
             config = self.config
             if built_for is not config:  # first round, or a reload changed the config
@@ -307,18 +367,15 @@ class Daemon:
             if provider.mic_rate != self.engine.wire_rate:
                 self._audio_restart = True  # a dialect with another wire rate
                 break
-            session = Session(provider, self.engine, config.session, self.stats, self._stop,
-                              self._set_state, mic_frames=config.audio.mic_queue_ms // 20,
-                              tools=tools, history=history,
-                              barge_in=config.barge_in if agent.barge_in else None,
-                              tick=self._tick, on_activity=self.on_activity,
-                              beat=self._beat)
+            options = SessionOptions(
+                mic_frames=config.audio.mic_queue_ms // 20, tools=tools, history=history,
+                barge_in=config.barge_in if agent.barge_in else None)
+            session = Session(provider, self.engine, config.session, self, options)
             session.mic_open = self.mic_enabled
-            self.session = session
             self.engine.frame_sink = session.offer_frame
             started = time.monotonic()
             try:
-                outcome = session.run()
+                outcome = self.converse(session)
             except Exception as exc:  # a bug in one session must not end the daemon
                 log.exception("session failed unexpectedly")
                 outcome = Outcome("internal error: " + describe_error(exc))
@@ -328,9 +385,9 @@ class Daemon:
                 self.stats.frames_dropped += session.mic.dropped
                 self.session = None
                 set_context(session_id=None)
-            if self._stop.is_set():
+            if self.halt.is_set():
                 break
-            if outcome.retry in ("now", "idle"):
+            if outcome.retry in (Retry.NOW, Retry.IDLE):
                 log.info("%s", outcome.reason, extra={"event": "session_ended"})
                 policy.reset()
                 continue
@@ -340,16 +397,16 @@ class Daemon:
                 policy.reset()
             delay = policy.next_delay(outcome)
             lasted = time.monotonic() - started
-            if outcome.retry == "auth":
+            if outcome.retry is Retry.AUTH:
                 log.error("%s; the key looks wrong, retrying in %.0f s", outcome.reason, delay,
                           extra={"event": "auth_failed"})
-            elif outcome.retry == "long":
+            elif outcome.retry is Retry.LONG:
                 log.error("%s; retrying in %.0f s", outcome.reason, delay,
                           extra={"event": "session_failed"})
             else:
                 log.warning("session ended after %.1f s: %s; reconnecting in %.1f s", lasted,
                             outcome.reason, delay, extra={"event": "session_ended"})
-            self._set_state("offline", f"offline, retry in {delay:.0f} s")
+            self.state_changed(DaemonState.OFFLINE, f"offline, retry in {delay:.0f} s")
             self._wait(delay)
         if tools is not None:
             tools.close()  # tool process groups die with the session loop

@@ -1,35 +1,42 @@
 """What flows through a session and what it counts: the bounded mic queue between the
 capture and send threads, the filter that drops late audio of an interrupted response,
-and the counters kept across sessions."""
+the counters kept across sessions, and the events a session's own threads hand to the
+session thread."""
 
 from __future__ import annotations
 
 import collections
+import logging
 import queue
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from edgevoice.audio.bargein import Decision
 
-@dataclass
+log = logging.getLogger(__name__)
+
+
 class Stats:
-    """Counters kept across sessions (the demo and the bench print them)."""
+    """Counters kept across sessions (the demo and the bench print them). Each starts at
+    zero; the threads that own a counter add to it."""
 
-    sessions_started: int = 0
-    sessions_streaming: int = 0
-    frames_sent: int = 0
-    frames_dropped: int = 0          # oldest mic frames dropped because the network stalled
-    agent_audio_bytes: int = 0       # at the agent's own rate
-    agent_audio_seconds: float = 0.0
-    late_chunks_dropped: int = 0     # agent audio of an interrupted response
-    interruptions: int = 0           # by the server
-    local_pauses: int = 0            # the device heard the user over the agent
-    local_flushes: int = 0           # … and stopped the response itself (voiceapi)
-    false_barge_ins: int = 0         # paused, nothing confirmed, resumed
-    pongs_sent: int = 0
-    malformed: int = 0
-    # the last 2 minutes of frames: capture-to-wire latency and send instants
-    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6000))
-    send_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6000))
+    def __init__(self) -> None:
+        self.sessions_started = 0
+        self.sessions_streaming = 0
+        self.frames_sent = 0
+        self.frames_dropped = 0          # oldest mic frames dropped: the network stalled
+        self.agent_audio_bytes = 0       # at the agent's own rate
+        self.agent_audio_seconds = 0.0
+        self.late_chunks_dropped = 0     # agent audio of an interrupted response
+        self.interruptions = 0           # by the server
+        self.local_pauses = 0            # the device heard the user over the agent
+        self.local_flushes = 0           # … and stopped the response itself (voiceapi)
+        self.false_barge_ins = 0         # paused, nothing confirmed, resumed
+        self.pongs_sent = 0
+        self.malformed = 0
+        # the last 2 minutes of frames: capture-to-wire latency and send instants
+        self.latencies: collections.deque = collections.deque(maxlen=6000)
+        self.send_times: collections.deque = collections.deque(maxlen=6000)
 
     def latency_percentiles(self) -> dict[str, float]:
         values = sorted(self.latencies)
@@ -124,17 +131,33 @@ class LateAudioFilter:
 
 # -- events the session's own threads pass to its main loop ---------------------------------
 @dataclass(frozen=True, slots=True)
-class UserActivity:
-    """The user is present (button): tell the server where the dialect can."""
-
-
-@dataclass(frozen=True, slots=True)
 class BargeInDone:
     """A barge-in decision carried out on the capture thread, to be logged."""
 
-    decision: str   # pause | resume | flush
+    decision: Decision
     played_s: float
     dropped_s: float
+
+    def record(self, stats: Stats, echo: Any = None) -> bool:
+        """Count and log it (on the session thread); True when playback was paused, so
+        the state is "listening" again. ``echo``: the engine's canceller, or None."""
+        if self.decision is Decision.PAUSE:
+            stats.local_pauses += 1
+            log.info("user talks over the agent: paused after %.2f s of its answer (%s)",
+                     self.played_s, "no echo canceller" if echo is None else
+                     f"echo canceller removes {echo.reduction_db:.0f} dB, speaker delay "
+                     f"{echo.delay_s * 1000:+.0f} ms", extra={"event": "barge_in"})
+            return True
+        if self.decision is Decision.RESUME:
+            stats.false_barge_ins += 1
+            log.info("no interruption followed: the agent resumes (%d false barge-in(s) so "
+                     "far)", stats.false_barge_ins, extra={"event": "barge_in_resumed"})
+        else:
+            stats.local_flushes += 1
+            log.info("barge-in confirmed on the device: %.2f s of the answer reached the "
+                     "speaker, %.2f s dropped", self.played_s, self.dropped_s,
+                     extra={"event": "barge_in_confirmed"})
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,10 @@
   unit's ``ExecReload=edgevoice reload`` helper (:mod:`edgevoice.device.reload`), so
   ``systemctl reload`` fails when the config was rejected.
 - the button and the LED (``[gpio]``), per ``[agent] mode``.
+
+The service is a :class:`~edgevoice.lifecycle.DaemonObserver` and a state listener of its
+daemon: it hears of every state, command and tick on the session thread, and steers the
+daemon only through its command methods.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 
 from edgevoice.config import ConfigError, Config, load
 from edgevoice.daemon import DEVICE_RETRY_S, Daemon
+from edgevoice.device.button import initial_state
+from edgevoice.lifecycle import DaemonObserver, DaemonState, Reload
 from edgevoice.device.notify import StatusReporter, SystemdNotifier, ThreadHealth, WatchdogPinger
 from edgevoice.device.reload import APPLIED, REJECTED, ReloadResults, runtime_dir
 from edgevoice.providers import DIALECTS
@@ -32,24 +37,7 @@ AGENT_SECTIONS = ("agent", *DIALECTS, "session", "barge_in")  # a change restart
 RESTART_ONLY_SECTIONS = ("gpio",)
 
 
-class _Control:
-    """The button's view of the daemon: every command also refreshes the LED and status."""
-
-    def __init__(self, daemon: Daemon, refresh) -> None:
-        self._daemon = daemon
-        self._refresh = refresh
-
-    def __getattr__(self, name):
-        target = getattr(self._daemon, name)
-        if name in ("set_muted", "set_mic_open", "start_session", "end_session"):
-            def command(*args):
-                target(*args)
-                self._refresh()
-            return command
-        return target
-
-
-class Service:
+class Service(DaemonObserver):
     def __init__(self, config_path: str, config: Config, *, notifier: SystemdNotifier | None = None,
                  pin_factory=None) -> None:
         self.path = config_path
@@ -63,18 +51,17 @@ class Service:
         self.health: ThreadHealth | None = None
         self.watchdog: WatchdogPinger | None = None
         self._ready_sent = False
+        self._stopping_sent = False
         self._next_idle_check = 0.0
         self._last_ticks = -1
         self._why = ""
-        start = config.agent.mode != "toggle"
-        self.daemon = Daemon(config, start_session=start)
-        d = self.daemon
-        d.add_listener(self.reporter)
-        d.add_listener(self._on_state)
-        d.on_audio_ready = self._audio_ready
-        d.on_waiting_for_device = self._waiting_for_device
-        d.on_tick = self._tick
-        d.reload_hook = self._reload
+        start = initial_state(config.agent.mode)
+        self.daemon = Daemon(config, start_session=start.start_session,
+                             mic_open=start.mic_open or not config.gpio.enabled,
+                             reloader=self._reload)
+        self.daemon.add_listener(self.reporter)
+        self.daemon.add_listener(self._on_state)
+        self.daemon.add_observer(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -83,7 +70,7 @@ class Service:
         try:
             return self.daemon.run()
         finally:
-            self.notifier.stopping("stopping")
+            self._send_stopping()
             if self.watchdog is not None:
                 self.watchdog.stop()
             for part in (self.button, self.led):
@@ -120,28 +107,37 @@ class Service:
 
         mode = config.agent.mode
         long_press = g.ptt_long_press_s if mode == "push-to-talk" else g.long_press_s
-        control = _Control(self.daemon, self._refresh)
-        self.mode = ModeController(mode, control, long_press,
+        self.mode = ModeController(mode, self.daemon, long_press,
                                    idle_timeout_s=config.agent.toggle_idle_s)
-        start = self.mode.initial_state()
-        self.daemon.set_mic_open(start.mic_open)
-        self.daemon.set_muted(start.muted)
-        self.daemon.on_activity = self.mode.note_activity
         self.led = StatusLed.from_settings(g, pin_factory=self.pin_factory)
-        self.led.show(start.led)
-
-        class _Pins:  # the button with this mode's long-press time
-            enabled, button_pin, button_active_high = g.enabled, g.button_pin, \
-                g.button_active_high
-            long_press_s = long_press
-
-        self.button = ButtonInput.from_settings(_Pins, controller=self.mode,
+        self.led.show(self.mode.initial_state().led)
+        self.button = ButtonInput.from_settings(g, controller=self.mode,
                                                 pin_factory=self.pin_factory)
         log.info("button on GPIO %s (%s mode), %s LED on GPIO %s", g.button_pin, mode, g.led,
                  g.led_pin if g.led != "rgb" else f"{g.red_pin}/{g.green_pin}/{g.blue_pin}")
 
-    def _on_state(self, state: str, detail: str) -> None:
+    # -- what the daemon tells us (on its session thread) -------------------------------------
+    def _on_state(self, state: DaemonState, detail: str) -> None:
         self._refresh()
+        if state is DaemonState.STOPPING:
+            self._send_stopping()
+
+    def controls_changed(self) -> None:
+        self._refresh()
+
+    def activity(self) -> None:
+        if self.mode is not None:
+            self.mode.note_activity()
+
+    def tick(self, now: float) -> None:
+        if self.mode is not None and now >= self._next_idle_check:
+            self._next_idle_check = now + 1.0
+            self.mode.check_idle()
+
+    def _send_stopping(self) -> None:
+        if not self._stopping_sent:
+            self._stopping_sent = True
+            self.notifier.stopping("stopping")
 
     def _refresh(self) -> None:
         d = self.daemon
@@ -154,7 +150,7 @@ class Service:
         self.reporter.annotate("muted" if muted else "")
 
     # -- systemd -----------------------------------------------------------------------------------
-    def _audio_ready(self, engine) -> None:
+    def audio_opened(self, engine) -> None:
         d = self.daemon
         threads = engine.threads
         health = ThreadHealth(streaming=lambda: d.session is not None and d.session.streaming)
@@ -184,7 +180,7 @@ class Service:
         if not moved:
             self._why = "the session thread is stuck"
             return False
-        if self.daemon.engine_restarting:
+        if self.daemon.engine is None:  # the sound devices are being reopened
             self._why = ""
             return True
         ok = self.health.healthy()
@@ -202,20 +198,14 @@ class Service:
             return [t for t in session.threads if t.name == wanted] if session else []
         return threads
 
-    def _waiting_for_device(self, problem: str) -> None:
+    def waiting_for_device(self, problem: str) -> None:
         # not READY yet: ask systemd for more start-up time while the device is missing
         self.notifier.extend_timeout(DEVICE_RETRY_S * 3, f"waiting for the sound device: "
                                                          f"{problem[:120]}")
 
-    def _tick(self) -> None:
-        now = time.monotonic()
-        if self.mode is not None and now >= self._next_idle_check:
-            self._next_idle_check = now + 1.0
-            self.mode.check_idle()
-
-    def _reload(self) -> str | None:
-        """Apply a new config from disk; returns "audio", "agent" or None (nothing to
-        restart)."""
+    def _reload(self, old: Config) -> tuple[Reload, Config | None]:
+        """Read the config from disk again (on the session thread): what changed from
+        ``old``, and the new config to run (None: rejected, ``old`` stays)."""
         request = self.reloads.latest_request
         self.notifier.reloading("reloading the configuration")
         try:
@@ -230,26 +220,24 @@ class Service:
             self.notifier.ready(self.reporter.text())
             self.reloads.write(request, REJECTED, f"{len(exc.problems)} problem(s) in "
                                f"{self.path}", exc.problems)
-            return None
-        old = self.daemon.config
-        self.daemon.config = new
+            return Reload.REJECTED, None
         logging.getLogger().setLevel(new.log.level.upper())
         if old.audio != new.audio:
-            change = "audio"
+            change = Reload.AUDIO
         elif old.tools != new.tools or any(getattr(old, s) != getattr(new, s)
                                            for s in AGENT_SECTIONS):
-            change = "agent"
+            change = Reload.AGENT
         else:
-            change = None
+            change = Reload.NOTHING
         if any(getattr(old, s) != getattr(new, s) for s in RESTART_ONLY_SECTIONS) or \
                 old.agent.mode != new.agent.mode:
             log.warning("[gpio] and [agent] mode changes take effect after a restart: "
                         "sudo systemctl restart edgevoice")
-        what = {None: "nothing that needs a new session changed",
-                "agent": "agent settings changed, starting a new session",
-                "audio": "[audio] changed, reopening the sound devices"}[change]
+        what = {Reload.NOTHING: "nothing that needs a new session changed",
+                Reload.AGENT: "agent settings changed, starting a new session",
+                Reload.AUDIO: "[audio] changed, reopening the sound devices"}[change]
         log.info("configuration reloaded: %s", what, extra={"event": "reloaded"})
         self.reporter.config_note("")
         self.notifier.ready(self.reporter.text())  # STATUS= the current state again
         self.reloads.write(request, APPLIED, what)
-        return change
+        return change, new

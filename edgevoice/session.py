@@ -7,28 +7,29 @@ Threads of a session (the audio engine's capture and player threads outlive it):
 - ``edgevoice-recv``: reads WebSocket messages, decodes them with the provider, puts agent
   audio straight into the playback buffer (resampled to the speaker), handles interruptions
   and replies (pong) at once, and passes everything else to the session thread.
-- the caller's thread (:meth:`Session.run`): the state machine; logs transcripts, watches
-  liveness, sends WebSocket pings, decides when the session is over.
+- ``edgevoice-session`` (the daemon's own thread, :meth:`edgevoice.daemon.Daemon.converse`):
+  opens the session (:meth:`Session.open`), hands it each event from the inbox
+  (:meth:`Session.handle`), asks it now and then whether the link is alive
+  (:meth:`Session.check`: liveness, pings, listening/speaking) and closes it
+  (:meth:`Session.close`). The session owns no loop of its own on that thread.
+
+The session reaches the daemon only through :class:`~edgevoice.lifecycle.SessionHost`.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from typing import Callable
 
 import websocket
 
 from edgevoice import redact
-from edgevoice.audio.bargein import BargeInDetector, BargeInSettings
-from edgevoice.flow import (BargeInDone, Closed, LateAudioFilter, MicQueue, Stats, UserActivity,
-                            close_details)
-from edgevoice.history import History
+from edgevoice.audio.bargein import BargeInDetector, Decision
+from edgevoice.flow import BargeInDone, Closed, LateAudioFilter, MicQueue, close_details
+from edgevoice.lifecycle import DaemonState, SessionHost, SessionOptions
 from edgevoice.logsetup import RateLimitedLog, set_context
-from edgevoice.threads import start_thread
-from edgevoice.tools import ToolRunner
+from edgevoice.threads import join_threads, start_thread
 from edgevoice.transport import (STATUS_MESSAGE_TOO_BIG, MessageTooBig, call_with_deadline,
                                  close_websocket, fetch, open_websocket, wake_websocket)
 from edgevoice.providers.base import (AgentAudio, Ended, Interruption, Malformed,
@@ -41,81 +42,57 @@ SPEAKING_HOLD_S = 0.3  # the agent counts as speaking until this long after the 
 SOCKET_TIMEOUT_S = 5.0  # a send stuck this long means the link is dead (half-open TCP)
 
 
-StateCallback = Callable[[str, str], None]
-
-
 class Session:
-    """Runs one session to its end; :meth:`run` returns the :class:`Outcome`."""
+    """One session: :meth:`open`, then :meth:`handle` and :meth:`check` on the session
+    thread until one returns an :class:`Outcome`, then :meth:`close`."""
 
-    def __init__(self, provider: Provider, engine, settings, stats: Stats,
-                 stop: threading.Event, on_state: StateCallback,
-                 mic_frames: int = 50,
-                 tools: ToolRunner | None = None, history: History | None = None,
-                 barge_in: BargeInSettings | None = None,
-                 tick: Callable[[], Outcome | None] | None = None,
-                 on_activity: Callable[[], None] | None = None,
-                 beat: Callable[[], None] | None = None) -> None:
+    def __init__(self, provider: Provider, engine, settings, host: SessionHost,
+                 options: SessionOptions = SessionOptions()) -> None:
         self.provider = provider
         self.engine = engine
         self.settings = settings
-        self.stats = stats
-        self.stop = stop
-        self.on_state = on_state
-        self.tools = tools
-        self.history = history
+        self.host = host
+        self.stats = host.stats
+        self.tools = options.tools
+        self.history = options.history
         self.session_id: str | None = None
-        self.mic = MicQueue(max(5, mic_frames))
+        self.mic = MicQueue(max(5, options.mic_frames))
         self._ws: websocket.WebSocket | None = None
-        self._events: queue.Queue = queue.Queue(maxsize=2000)
         self._streaming = threading.Event()
         self._closed = threading.Event()
         self._late = LateAudioFilter()
-        self._detector = (BargeInDetector(barge_in, provider.mic_rate, engine.speaker,
+        self._detector = (BargeInDetector(options.barge_in, provider.mic_rate, engine.speaker,
                                           confirm_locally=not provider.interrupts)
-                          if barge_in is not None else None)
+                          if options.barge_in is not None else None)
         self._bad = RateLimitedLog(log, 10.0)
         self._last_rx = time.monotonic()
         self._threads: list[threading.Thread] = []
         self.streamed_since: float | None = None
-        self._tick = tick or (lambda: None)
-        self._beat = beat or (lambda: None)  # "still alive" while blocked in a connect
         self._ping_due = False
-        self._on_activity = on_activity or (lambda: None)
+        self._ping_at: float | None = None  # when the unanswered ping was asked for
+        self._speaking = False
+        self._last_audio = 0.0
         self.mic_open = True  # False (muted, push-to-talk released): silence is sent instead
         self._silence = bytes(provider.mic_rate // 50 * 2)
-
-    # -- public ---------------------------------------------------------------------------
-    def run(self) -> Outcome:
-        self.stats.sessions_started += 1
-        try:
-            self._open()
-        except SessionFailed as exc:
-            self._teardown(graceful=False)
-            return exc.outcome
-        except BaseException:  # a bug: still close what was opened
-            self._teardown(graceful=False)
-            raise
-        outcome = Outcome("stopped", "stopped")
-        try:
-            outcome = self._loop()
-            return outcome
-        finally:
-            self._teardown(graceful=outcome.retry in ("now", "idle"))
 
     @property
     def threads(self) -> list[threading.Thread]:
         return list(self._threads)
 
     # -- opening --------------------------------------------------------------------------
-    def _open(self) -> None:
+    def open(self) -> None:
+        """Bootstrap, connect, send the first messages, start the send and receive
+        threads. Raises :class:`SessionFailed`; :meth:`close` it either way."""
+        self.stats.sessions_started += 1
         s = self.settings
         provider = self.provider
         request = provider.bootstrap_request()
         response = None
         if request is not None:
-            self.on_state("connecting", f"requesting {request.what}")
-            response = call_with_deadline(lambda deadline: fetch(request, deadline), self.stop,
-                                          s.connect_timeout, request.what, beat=self._beat)
+            self.host.state_changed(DaemonState.CONNECTING, f"requesting {request.what}")
+            response = call_with_deadline(lambda deadline: fetch(request, deadline),
+                                          self.host.halt, s.connect_timeout, request.what,
+                                          beat=self.host.beat)
         plan = provider.connect_plan(response)
         for secret in plan.secrets:
             redact.register(secret)
@@ -124,11 +101,12 @@ class Session:
         shown = redact.redact_url(plan.url)
         if plan.note:
             log.info("%s", plan.note, extra={"event": "session_opening"})
-        self.on_state("connecting", f"connecting to {provider.name} at {shown}")
+        self.host.state_changed(DaemonState.CONNECTING,
+                                f"connecting to {provider.name} at {shown}")
         log.info("connecting to %s agent at %s", provider.name, shown)
-        self._ws = call_with_deadline(lambda deadline: self._connect(plan, deadline), self.stop,
-                                      s.connect_timeout, "connect", discard=close_websocket,
-                                      beat=self._beat)
+        self._ws = call_with_deadline(lambda deadline: self._connect(plan, deadline),
+                                      self.host.halt, s.connect_timeout, "connect",
+                                      discard=close_websocket, beat=self.host.beat)
         self._last_rx = time.monotonic()
         try:
             for message in plan.first_messages:
@@ -136,8 +114,8 @@ class Session:
         except (websocket.WebSocketException, OSError) as exc:
             raise SessionFailed(Outcome("could not send the first messages: "
                                         + redact.describe_error(exc))) from None
-        self._start_thread("recv", self._receive_loop)
-        self._start_thread("send", self._send_loop)
+        self._threads += [start_thread("recv", self._receive_loop),
+                          start_thread("send", self._send_loop)]
         if plan.stream_on_open:
             self._begin_streaming(Ready(None, "connected"))
 
@@ -154,61 +132,46 @@ class Session:
         ws.settimeout(SOCKET_TIMEOUT_S)
         return ws
 
-    def _start_thread(self, name: str, target) -> None:
-        self._threads.append(start_thread(name, target))
-
     # -- the session thread -----------------------------------------------------------------
-    def _loop(self) -> Outcome:
+    def check(self, now: float) -> Outcome | None:
+        """Is the link alive (a quiet one gets a ping), and is the agent speaking? Call it
+        at least every 100 ms from the session thread."""
         s = self.settings
-        ping_at: float | None = None  # when the unanswered ping was asked for
-        speaking = False
-        buffer = self.engine.buffer
-        last_audio = 0.0
-        while True:
-            if self.stop.is_set():
-                return Outcome("stopped", "stopped")
-            try:
-                event = self._events.get(timeout=0.1)
-            except queue.Empty:
-                event = None
-            if event is not None:
-                outcome = self._handle(event)
-                if outcome is not None:
-                    return outcome
-            outcome = self._tick()
-            if outcome is not None:
-                return outcome
-            now = time.monotonic()
-            last_rx = self._last_rx
-            if now - last_rx > s.idle_timeout:
-                return Outcome(f"nothing received for {s.idle_timeout:g} s; connection presumed "
-                               "dead")
-            # A quiet link gets a ping; nothing at all back within pong_timeout: it is dead.
-            if ping_at is not None and last_rx >= ping_at:
-                ping_at = None  # answered (or something else arrived)
-            if ping_at is not None and now - ping_at > s.pong_timeout:
-                return Outcome(f"no answer to a ping within {s.pong_timeout:g} s; connection "
-                               "presumed dead")
-            if ping_at is None and s.ping_interval and now - last_rx >= s.ping_interval:
-                ping_at = now
-                self._ping_due = True  # sent by the send thread: this thread never blocks on I/O
-            if self._streaming.is_set():
-                if buffer.buffered_bytes and not buffer.paused:
-                    last_audio = now
-                now_speaking = now - last_audio < SPEAKING_HOLD_S
-                if now_speaking != speaking:
-                    speaking = now_speaking
-                    if speaking:
-                        self._on_activity()
-                    self.on_state("speaking" if speaking else "listening", "")
+        last_rx = self._last_rx
+        if now - last_rx > s.idle_timeout:
+            return Outcome(f"nothing received for {s.idle_timeout:g} s; connection presumed "
+                           "dead")
+        # A quiet link gets a ping; nothing at all back within pong_timeout: it is dead.
+        ping_at = self._ping_at
+        if ping_at is not None and last_rx >= ping_at:
+            ping_at = self._ping_at = None  # answered (or something else arrived)
+        if ping_at is not None and now - ping_at > s.pong_timeout:
+            return Outcome(f"no answer to a ping within {s.pong_timeout:g} s; connection "
+                           "presumed dead")
+        if ping_at is None and s.ping_interval and now - last_rx >= s.ping_interval:
+            self._ping_at = now
+            self._ping_due = True  # sent by the send thread: this thread never blocks on I/O
+        if self._streaming.is_set():
+            buffer = self.engine.buffer
+            if buffer.buffered_bytes and not buffer.paused:
+                self._last_audio = now
+            speaking = now - self._last_audio < SPEAKING_HOLD_S
+            if speaking != self._speaking:
+                self._speaking = speaking
+                if speaking:
+                    self.host.activity()
+                self.host.state_changed(DaemonState.SPEAKING if speaking
+                                        else DaemonState.LISTENING, "")
+        return None
 
-    def _handle(self, event) -> Outcome | None:
+    def handle(self, event) -> Outcome | None:
+        """One event from the session's threads, on the session thread."""
         if isinstance(event, Transcript):
             log.info("%s: %s", "user" if event.role == "user" else "agent", event.text,
                      extra={"event": f"transcript_{event.role}"})
             if self.history is not None:
                 self.history.append(event.role, event.text, self.session_id)
-            self._on_activity()
+            self.host.activity()
         elif isinstance(event, ToolCall):
             self._call_tool(event)
         elif isinstance(event, Ready):
@@ -217,14 +180,8 @@ class Session:
             log.info("agent interrupted by the server (response %s)", event.response_id,
                      extra={"event": "interruption"})
         elif isinstance(event, BargeInDone):
-            self._log_barge_in(event)
-        elif isinstance(event, UserActivity):
-            message = self.provider.user_activity()
-            if message is not None:
-                try:
-                    self._send(message)
-                except (websocket.WebSocketException, OSError):
-                    pass  # the receive thread reports a broken connection
+            if event.record(self.stats, getattr(self.engine, "echo", None)):
+                self.host.state_changed(DaemonState.LISTENING, "")
         elif isinstance(event, OutputFormat):
             log.info("agent audio arrives at %d Hz", event.rate)
         elif isinstance(event, Notice):
@@ -238,26 +195,6 @@ class Session:
         elif isinstance(event, Closed):
             return self.provider.close_outcome(event.code, event.reason)
         return None
-
-    def _log_barge_in(self, event: BargeInDone) -> None:
-        stats = self.stats
-        if event.decision == "pause":
-            stats.local_pauses += 1
-            echo = getattr(self.engine, "echo", None)
-            log.info("user talks over the agent: paused after %.2f s of its answer (%s)",
-                     event.played_s, "no echo canceller" if echo is None else
-                     f"echo canceller removes {echo.reduction_db:.0f} dB, speaker delay "
-                     f"{echo.delay_s * 1000:+.0f} ms", extra={"event": "barge_in"})
-            self.on_state("listening", "")
-        elif event.decision == "resume":
-            stats.false_barge_ins += 1
-            log.info("no interruption followed: the agent resumes (%d false barge-in(s) so "
-                     "far)", stats.false_barge_ins, extra={"event": "barge_in_resumed"})
-        else:
-            stats.local_flushes += 1
-            log.info("barge-in confirmed on the device: %.2f s of the answer reached the "
-                     "speaker, %.2f s dropped", event.played_s, event.dropped_s,
-                     extra={"event": "barge_in_confirmed"})
 
     def _call_tool(self, call: ToolCall) -> None:
         log.info("agent calls %s (call %s)", call.name, call.call_id,
@@ -291,7 +228,7 @@ class Session:
         self._streaming.set()
         self.streamed_since = time.monotonic()
         self.stats.sessions_streaming += 1
-        self.on_state("listening", f"connected to {self.provider.name} agent")
+        self.host.state_changed(DaemonState.LISTENING, f"connected to {self.provider.name} agent")
 
     def offer_frame(self, frame: bytes, t: float) -> None:
         """The capture thread's sink: judge the frame for barge-in, and queue it if the
@@ -317,26 +254,31 @@ class Session:
 
     def interrupt_now(self) -> None:
         """Stop the agent's voice at once (the button in push-to-talk): flush playback and
-        drop the rest of the response; callable from any thread."""
-        self._barge_in("flush")
+        drop the rest of the response."""
+        self._barge_in(Decision.FLUSH)
         if self._detector is not None:
             self._detector.confirmed()
 
-    def send_user_activity(self) -> None:
-        """Tell the server the user is present, where the dialect can (any thread)."""
-        self._put(UserActivity())
+    def user_activity(self) -> None:
+        """Tell the server the user is present, where the dialect can (session thread)."""
+        message = self.provider.user_activity()
+        if message is not None:
+            try:
+                self._send(message)
+            except (websocket.WebSocketException, OSError):
+                pass  # the receive thread reports a broken connection
 
-    def _barge_in(self, decision: str) -> None:
+    def _barge_in(self, decision: Decision) -> None:
         """Carry out a barge-in decision at once (capture thread); log it later."""
         buffer = self.engine.buffer
         per_s = 2.0 * self.engine.playback.rate
         played = buffer.played_of(buffer.current_response) / per_s
         dropped = 0.0
-        if decision == "pause":
+        if decision is Decision.PAUSE:
             buffer.pause()
-        elif decision == "resume":
+        elif decision is Decision.RESUME:
             buffer.resume()
-        elif decision == "flush":
+        elif decision is Decision.FLUSH:
             dropped = self.engine.flush_playback() / per_s
             self._late.interrupt(None)
         self._put(BargeInDone(decision, played, dropped))
@@ -471,29 +413,26 @@ class Session:
             self._put(event)
 
     def _put(self, event) -> None:
-        try:
-            self._events.put_nowait(event)
-        except queue.Full:
+        if not self.host.deliver(self, event):
             self.stats.malformed += 1  # a flood of events; the session thread is behind
 
     # -- teardown ----------------------------------------------------------------------------
-    def _teardown(self, graceful: bool) -> None:
-        """Close the connection and join the threads. Only a deliberate end (a restart, the
-        button) says goodbye with a close frame, and only briefly: a dead link must not make
-        this wait."""
+    def close(self, graceful: bool) -> None:
+        """Close the connection and join the threads (one that does not end is named in the
+        log). Only a deliberate end (a restart, the button) says goodbye with a close
+        frame, and only briefly: a dead link must not make this wait."""
         self._closed.set()
         self._streaming.clear()
         self.mic.wake()  # the send thread returns at once
         ws = self._ws
         if ws is not None:
-            if graceful and not self.stop.is_set() and ws.connected:
+            if graceful and not self.host.halt.is_set() and ws.connected:
                 try:
                     ws.sock.settimeout(0.5)
                     ws.send_close()
                 except (websocket.WebSocketException, OSError, AttributeError):
                     pass
             wake_websocket(ws)  # the receive and send threads return at once
-        for thread in self._threads:
-            thread.join(1.0)
+        join_threads(self._threads, 1.0)
         if ws is not None:
             close_websocket(ws)  # also after the server's close frame was answered

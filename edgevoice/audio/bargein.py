@@ -16,7 +16,7 @@ Two parts, both without threads of their own:
   tracks). Older speaker blocks count less (a fading max-hold), and frames well above the
   learnt coupling are not learnt (they are the user). ``scripts/bench`` measures it all.
 
-The decisions (``"pause"``, ``"flush"``, ``"resume"``) are carried out by the session:
+The decisions (:class:`Decision`: pause, flush, resume) are carried out by the session:
 pause playback at onset, flush on the server's interruption event (or, for dialects
 without one, on speech lasting ``confirm_ms``), resume where playback paused when
 nothing confirms within ``resume_timeout_ms`` and the user is silent again.
@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import math
 import threading
+from enum import StrEnum
 
 import numpy as np
 import webrtcvad
@@ -115,6 +116,20 @@ class SpeakerLevels:
         return best
 
 
+class Decision(StrEnum):
+    """What the detector asks the session to do with the agent's voice."""
+
+    PAUSE = "pause"    #: the user may be talking: hold playback where it is
+    RESUME = "resume"  #: nothing confirmed it: play on from where it paused
+    FLUSH = "flush"    #: confirmed: drop the rest of the response
+
+
+class DetectorState(StrEnum):
+    IDLE = "idle"        #: watching the agent's voice for the user
+    PAUSED = "paused"    #: paused, waiting for confirmation
+    FLUSHED = "flushed"  #: the response was dropped; waiting for the next one
+
+
 class BargeInDetector:
     """Frame-by-frame decisions; call :meth:`process` from the capture thread."""
 
@@ -137,7 +152,7 @@ class BargeInDetector:
         self._delay_known = settings.echo_delay_ms > 0
         self._mic_track: collections.deque[tuple[float, float]] = collections.deque(maxlen=60)
         self._tracked = 0
-        self.state = "idle"       # idle | paused | flushed
+        self.state = DetectorState.IDLE
         self._run = 0             # consecutive gate-passing speech frames
         self._voiced_ms = 0       # speech since the pause
         self._quiet_ms = 0        # silence since the last speech frame while paused
@@ -158,19 +173,19 @@ class BargeInDetector:
 
     # -- the per-frame entry point ----------------------------------------------------------
     def process(self, frame: bytes, t_end: float, echo_reduction_db: float | None = None
-                ) -> str | None:
-        """Judge one mic frame that ended at ``t_end`` (monotonic). Returns "pause",
-        "flush", "resume" or None. ``echo_reduction_db``: how much the echo canceller that
+                ) -> Decision | None:
+        """Judge one mic frame that ended at ``t_end`` (monotonic). Returns a
+        :class:`Decision` or None. ``echo_reduction_db``: how much the echo canceller that
         cleaned the frame removes so far (None: no canceller); while it is still learning
         the room, its output is uneven and the gate asks for more margin."""
         self._untrusted_db = (0.0 if echo_reduction_db is None else
                               max(0.0, TRUSTED_REDUCTION_DB - echo_reduction_db))
-        if self.state == "flushed" and self.speaker.last_audible > self._flushed_at:
-            self.state = "idle"  # a new response is playing: watch it again
+        if self.state is DetectorState.FLUSHED and self.speaker.last_audible > self._flushed_at:
+            self.state = DetectorState.IDLE  # a new response is playing: watch it again
             self._run = 0
             self._agent_started = None
         audible = t_end - self.speaker.last_audible < 0.3
-        if not audible and self.state == "idle":
+        if not audible and self.state is DetectorState.IDLE:
             self._agent_started = None
             self._run = 0
             return None
@@ -282,9 +297,9 @@ class BargeInDetector:
             self._delay_known = True
 
     # -- the state machine --------------------------------------------------------------------
-    def _step(self, speech: bool, user: bool, loud: bool = False) -> str | None:
+    def _step(self, speech: bool, user: bool, loud: bool = False) -> Decision | None:
         ms = int(self.FRAME_S * 1000)
-        if self.state == "idle":
+        if self.state is DetectorState.IDLE:
             self._run = self._run + 1 if user else 0
             self._loud_run = self._loud_run + 1 if loud else 0
             confirmed = self._run >= self.s.onset_frames
@@ -293,15 +308,15 @@ class BargeInDetector:
                 self._confirming = self._run
                 self._loud_run = 0
                 self._since_pause.clear()
-                self.state = "paused"
+                self.state = DetectorState.PAUSED
                 self.pauses += 1
                 self._voiced_ms = self._run * ms
                 self._quiet_ms = 0
                 self._paused_ms = 0
                 self._run = 0
-                return "pause"
+                return Decision.PAUSE
             return None
-        if self.state == "paused":
+        if self.state is DetectorState.PAUSED:
             self._paused_ms += ms
             if self._last_diff is not None and len(self._since_pause) < 100:
                 self._since_pause.append(self._last_diff)
@@ -317,17 +332,17 @@ class BargeInDetector:
             else:
                 self._quiet_ms += ms
             if self.confirm_locally and self._voiced_ms >= self.s.confirm_ms:
-                self.state = "flushed"
+                self.state = DetectorState.FLUSHED
                 self._flushed_at = self.speaker.last_audible
                 self.flushes += 1
-                return "flush"
+                return Decision.FLUSH
             if (self._paused_ms >= self.s.resume_timeout_ms
                     and self._quiet_ms >= self.s.silence_to_resume_ms):
                 return self._false_alarm(learn=False)
             return None
         return None  # flushed: waiting for the next response to play
 
-    def _false_alarm(self, learn: bool) -> str:
+    def _false_alarm(self, learn: bool) -> Decision:
         """Nothing confirmed the pause: resume. A pause on loudness alone that voice
         detection never confirmed was echo after all (a canceller that lost track leaves
         more than the gate learnt, and frames far above it are not learnt): ``learn`` from
@@ -339,16 +354,16 @@ class BargeInDetector:
         if learn and len(self._diffs) >= MIN_LEARNT_FRAMES:
             ordered = sorted(self._diffs)
             self.coupling_db = ordered[int(len(ordered) * COUPLING_PERCENTILE)]
-        self.state = "idle"
+        self.state = DetectorState.IDLE
         self._run = 0
         self.false_barge_ins += 1
-        return "resume"
+        return Decision.RESUME
 
     def confirmed(self) -> None:
         """The server's interruption event arrived and playback was flushed: the
         response is over, whether or not the local path had paused it."""
         with self._lock:
-            if self.state == "paused":
+            if self.state is DetectorState.PAUSED:
                 self.flushes += 1
-            self.state = "flushed"
+            self.state = DetectorState.FLUSHED
             self._flushed_at = self.speaker.last_audible

@@ -28,7 +28,7 @@ from edgevoice.audio.playback_buffer import PlaybackBuffer
 from edgevoice.audio.resample import StreamResampler
 from edgevoice.logsetup import RateLimitedLog
 from edgevoice.redact import describe_error
-from edgevoice.threads import start_thread
+from edgevoice.threads import join_threads, start_thread
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,7 @@ class AudioEngine:
 
     def stop(self, timeout: float = 1.0) -> None:
         self._stop.set()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        join_threads(self._threads, timeout)  # one that hangs in the driver is named
         for stream in (self.capture, self.playback) + ((self.echo.canceller,) if self.echo else ()):
             try:
                 stream.close()

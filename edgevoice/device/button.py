@@ -1,12 +1,13 @@
 """The push button: presses, releases and long presses, and what they mean in each mode.
 
-Two parts that meet through three callbacks:
+Two parts that meet through three methods (:class:`ButtonHandler`):
 
-- :class:`ButtonInput` wraps a gpiozero ``Button`` and calls ``on_press``, ``on_release``
-  and ``on_long_press`` (held for ``long_press_s``). They run on gpiozero's threads, so
-  they must return quickly.
+- :class:`ButtonInput` wraps a gpiozero ``Button`` and calls its controller's
+  ``pressed``, ``released`` and ``long_pressed`` (held for ``long_press_s``). They run on
+  gpiozero's threads, so they must return quickly.
 - :class:`ModeController` is pure logic: it turns those events into commands on the
-  daemon (:class:`DaemonControl`) according to ``[agent] mode``.
+  daemon (:class:`DaemonControl`; the daemon queues each for its session thread)
+  according to ``[agent] mode``.
 
 ::
 
@@ -84,6 +85,26 @@ class InitialState:
     led: str              #: the LED state to show first
 
 
+def initial_state(mode: str) -> InitialState:
+    """What the daemon should do at start in ``mode`` (the daemon is built with it)."""
+    if mode == "toggle":
+        return InitialState(start_session=False, mic_open=True, muted=False, led="idle")
+    if mode == "push-to-talk":
+        return InitialState(start_session=True, mic_open=False, muted=False, led="connecting")
+    return InitialState(start_session=True, mic_open=True, muted=False, led="connecting")
+
+
+class ButtonHandler(Protocol):
+    """What a :class:`ButtonInput` calls (on gpiozero's threads); a
+    :class:`ModeController` is one."""
+
+    def pressed(self) -> None: ...
+
+    def released(self) -> None: ...
+
+    def long_pressed(self) -> None: ...
+
+
 class ModeController:
     """Button events → :class:`DaemonControl` calls, for one ``[agent] mode``.
 
@@ -118,12 +139,7 @@ class ModeController:
     # -- state ----------------------------------------------------------------------------
     def initial_state(self) -> InitialState:
         """What the daemon should do at start in this mode."""
-        if self.mode == "toggle":
-            return InitialState(start_session=False, mic_open=True, muted=False, led="idle")
-        if self.mode == "push-to-talk":
-            return InitialState(start_session=True, mic_open=False, muted=False,
-                                led="connecting")
-        return InitialState(start_session=True, mic_open=True, muted=False, led="connecting")
+        return initial_state(self.mode)
 
     @property
     def muted(self) -> bool:
@@ -241,7 +257,8 @@ class ButtonInput:
         (internal pull-down).
     :param long_press_s: how long a press lasts before it counts as a long press.
     :param bounce_s: contact bounce to ignore, seconds (None: no debouncing).
-    :param controller: a :class:`ModeController`; sets all three callbacks at once.
+    :param controller: what the presses go to (a :class:`ModeController`, or any
+        :class:`ButtonHandler`); None: the button is read (:attr:`is_pressed`) only.
 
     When the pin cannot be used the log says why (once) and the object does nothing.
     """
@@ -249,18 +266,9 @@ class ButtonInput:
     def __init__(self, pin: int | str | None, *, active_high: bool = False,
                  long_press_s: float = DEFAULT_LONG_PRESS_S,
                  bounce_s: float | None = DEFAULT_BOUNCE_S,
-                 on_press: Callable[[], None] | None = None,
-                 on_release: Callable[[], None] | None = None,
-                 on_long_press: Callable[[], None] | None = None,
-                 controller: ModeController | None = None,
+                 controller: ButtonHandler | None = None,
                  pin_factory: Any = None) -> None:
-        if controller is not None:
-            on_press = on_press or controller.pressed
-            on_release = on_release or controller.released
-            on_long_press = on_long_press or controller.long_pressed
-        self.on_press = on_press
-        self.on_release = on_release
-        self.on_long_press = on_long_press
+        self.controller = controller
         self.long_press_s = float(long_press_s)
         self.pin = pin
         self._button = None
@@ -277,26 +285,22 @@ class ButtonInput:
 
         button = open_gpio_device(make, pin_name(pin), "button")
         if button is not None:
-            button.when_pressed = self._fire("press", lambda: self.on_press)
-            button.when_released = self._fire("release", lambda: self.on_release)
-            button.when_held = self._fire("long press", lambda: self.on_long_press)
+            button.when_pressed = self._fire("press", "pressed")
+            button.when_released = self._fire("release", "released")
+            button.when_held = self._fire("long press", "long_pressed")
         self._button = button
 
     @classmethod
     def from_settings(cls, gpio: Any, *, controller: ModeController | None = None,
-                      pin_factory: Any = None, **callbacks: Any) -> "ButtonInput | None":
-        """Build from ``[gpio]`` settings (``enabled``, ``button_pin``,
-        ``button_active_high``, ``long_press_s``). Returns None when GPIO is disabled."""
-        if not getattr(gpio, "enabled", True):
+                      pin_factory: Any = None) -> "ButtonInput | None":
+        """Build from the ``[gpio]`` section (``enabled``, ``button_pin``,
+        ``button_active_high``), held for ``controller.long_press_s`` (its mode's long
+        press; ``gpio.long_press_s`` without a controller). None when GPIO is disabled."""
+        if not gpio.enabled:
             return None
-        active_high = getattr(gpio, "button_active_high", None)
-        if active_high is None:
-            active_high = getattr(gpio, "active_high", False)
-        long_press = getattr(gpio, "long_press_s", None) or (
-            controller.long_press_s if controller else DEFAULT_LONG_PRESS_S)
-        return cls(pin_or_none(getattr(gpio, "button_pin", None)),
-                   active_high=bool(active_high), long_press_s=float(long_press),
-                   controller=controller, pin_factory=pin_factory, **callbacks)
+        long_press = controller.long_press_s if controller else gpio.long_press_s
+        return cls(pin_or_none(gpio.button_pin), active_high=bool(gpio.button_active_high),
+                   long_press_s=long_press, controller=controller, pin_factory=pin_factory)
 
     @property
     def available(self) -> bool:
@@ -325,14 +329,13 @@ class ButtonInput:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @staticmethod
-    def _fire(what: str, get: Callable[[], Callable[[], None] | None]) -> Callable[[], None]:
+    def _fire(self, what: str, method: str) -> Callable[[], None]:
         def handler() -> None:
-            callback = get()
-            if callback is None:
+            controller = self.controller
+            if controller is None:
                 return
             try:
-                callback()
+                getattr(controller, method)()
             except Exception:  # on gpiozero's thread: log, never let it die
                 log.exception("button %s handler failed", what)
 

@@ -74,7 +74,8 @@ PATTERNS: dict[str, dict[str, str]] = {
 }
 
 # Daemon states that are not LED states of their own.
-_ALIASES = {"starting": "connecting", "error": "offline", "stopped": "off"}
+_ALIASES = {"starting": "connecting", "error": "offline", "stopped": "off",
+            "waiting for device": "offline", "stopping": "off"}
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,8 @@ _PROGRAMS: dict[str, dict[str, _Program]] = {
 
 def led_state_for(daemon_state: str, *, muted: bool = False, mic_open: bool = True,
                   session_active: bool = True) -> str:
-    """The LED state for a daemon state (``starting``, ``connecting``, ``listening``,
-    ``speaking``, ``offline``, ``idle``, ``stopped``) and the button's doing.
+    """The LED state for a daemon state (an :class:`edgevoice.lifecycle.DaemonState`, or
+    its string) and the button's doing.
 
     Trouble and connecting show first; then no session (``idle``); then muted (it must be
     visible whatever the agent does); then speaking; a push-to-talk mic that is closed shows

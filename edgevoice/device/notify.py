@@ -176,7 +176,7 @@ class StatusReporter:
     """
 
     WORDS = {"listening": "listening", "speaking": "agent speaking", "idle": "idle",
-             "starting": "starting", "stopped": "stopped"}
+             "starting": "starting", "stopping": "stopping", "stopped": "stopped"}
 
     def __init__(self, notifier: SystemdNotifier) -> None:
         self._notifier = notifier

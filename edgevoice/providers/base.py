@@ -21,6 +21,7 @@ import binascii
 import json
 import logging
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Sequence, Union
 
 log = logging.getLogger(__name__)
@@ -57,16 +58,30 @@ class ConnectPlan:
 
 
 # -- how a session ended, and what to do next -------------------------------------------------
+class Retry(StrEnum):
+    """What to do after a session ended (``Outcome.retry``)."""
+
+    SOON = "soon"        #: normal backoff
+    AUTH = "auth"        #: the key is wrong or the device is disabled: wait long
+    LONG = "long"        #: another lasting problem (e.g. an empty account): wait long
+    LATER = "later"      #: ``retry_after`` seconds (the server said so)
+    NOW = "now"          #: a deliberate restart: reconnect at once
+    IDLE = "idle"        #: the user ended the session: wait for the button
+    STOPPED = "stopped"  #: the daemon is stopping
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """Why a session ended. ``retry``: "soon" (normal backoff), "auth" (the key is wrong or
-    the device is disabled: wait long), "long" (another lasting problem, e.g. an empty
-    account: wait long), "later" (``retry_after`` seconds), "now" (a deliberate restart:
-    reconnect at once), "idle" (the user ended the session: wait for the button)."""
+    """Why a session ended, and what to do next (:class:`Retry`; a plain string such as
+    ``"auth"`` is taken too, and a misspelt one is an error here, not a silent "soon")."""
 
     reason: str
-    retry: str = "soon"
+    retry: Retry = Retry.SOON
     retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.retry, Retry):
+            object.__setattr__(self, "retry", Retry(self.retry))
 
 
 class SessionFailed(Exception):
@@ -81,10 +96,10 @@ def http_failure(resp: HttpResponse, what: str, auth_hint: str) -> SessionFailed
     """Map a failed REST bootstrap answer to an outcome (401/403 → auth, 429 → later)."""
     if resp.status in (401, 403):
         return SessionFailed(Outcome(f"{what} rejected with HTTP {resp.status}: {auth_hint}",
-                                     "auth"))
+                                     Retry.AUTH))
     if resp.status == 429:
         after = _retry_after(resp.headers)
-        return SessionFailed(Outcome(f"{what}: rate limited (HTTP 429)", "later", after))
+        return SessionFailed(Outcome(f"{what}: rate limited (HTTP 429)", Retry.LATER, after))
     return SessionFailed(Outcome(f"{what} failed with HTTP {resp.status}"))
 
 
@@ -210,7 +225,7 @@ class Provider:
         """The WebSocket handshake was refused with HTTP ``status``."""
         if status in (401, 403):
             return Outcome(f"WebSocket handshake refused (HTTP {status}): check the agent id and "
-                           "API key", "auth")
+                           "API key", Retry.AUTH)
         return Outcome(f"WebSocket handshake refused (HTTP {status})")
 
 

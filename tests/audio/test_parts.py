@@ -12,9 +12,9 @@ from edgevoice.audio.engine import AudioEngine
 from edgevoice.audio.frames import Framer, frame_bytes
 from edgevoice.audio.playback_buffer import PlaybackBuffer
 from edgevoice.audio.resample import StreamResampler
-from edgevoice.daemon import ReconnectPolicy
+from edgevoice.lifecycle import ReconnectPolicy
 from edgevoice.providers.base import Outcome
-from edgevoice.session import LateAudioFilter, MicQueue, Stats
+from edgevoice.flow import LateAudioFilter, MicQueue, Stats
 from tests.support import peak_freq, sine
 
 

@@ -18,7 +18,8 @@ import pytest
 from tests.support import (BargeInRun, QUESTION_WAV, answer_matches_question, audible_spans,
                            drained, question, question_then_barge_in, speaker_spans, wait_until)
 
-DAEMON_THREADS = ("edgevoice-capture", "edgevoice-player", "edgevoice-send", "edgevoice-recv")
+DAEMON_THREADS = ("edgevoice-session", "edgevoice-capture", "edgevoice-player", "edgevoice-send",
+                  "edgevoice-recv")
 
 
 @pytest.mark.parametrize("private,rate", [(False, 16000), (True, 24000)])

@@ -143,7 +143,8 @@ def test_push_to_talk_sends_the_mic_only_while_the_button_is_held(make_agent, tm
         assert service.daemon.mic_enabled is False
         factory.pin(17).drive_low()  # press (the button pulls the pin to ground)
         wait_until(lambda: service.daemon.mic_enabled, 2, "the press to open the mic")
-        assert service.led.state == "listening"
+        # the LED follows once the session thread has applied the press
+        wait_until(lambda: service.led.state == "listening", 2, "the LED to show listening")
         heard = agent.wait_for("user_speech_end", timeout=10)[0]
         factory.pin(17).drive_high()
         wait_until(lambda: not service.daemon.mic_enabled, 2, "the release to close the mic")
@@ -152,3 +153,42 @@ def test_push_to_talk_sends_the_mic_only_while_the_button_is_held(make_agent, tm
     finally:
         service.stop()
         thread.join(5)
+
+
+def test_the_service_follows_the_daemons_states_on_the_led_and_in_status(
+        make_agent, tmp_path, notify, monkeypatch):
+    """No hooks patched onto the daemon: the service listens to its states and observes its
+    commands, and shows them on the LED and in STATUS=."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from edgevoice.lifecycle import DaemonState
+
+    monkeypatch.setenv("NOTIFY_SOCKET", notify.path)
+    factory = MockFactory(pin_class=MockPWMPin)
+    agent = make_agent("xuna")
+    service, thread = _service(tmp_path, agent, pin_factory=factory,
+                               extra={"gpio": {"enabled": "yes", "button_pin": "17",
+                                               "led_pin": "18"}})
+    try:
+        notify.wait_for("STATUS=connected to xuna agent, listening")
+        wait_until(lambda: service.led.state == "listening", 2, "the LED to show listening")
+        assert service.daemon.state in (DaemonState.LISTENING, DaemonState.SPEAKING)
+        t = time.monotonic()
+        factory.pin(17).drive_low()   # a short press in always-on mode: mute
+        factory.pin(17).drive_high()
+        notify.wait_for("STATUS=connected to xuna agent", after=t)
+        wait_until(lambda: service.led.state == "muted", 2, "the LED to show muted")
+        assert any(line.endswith(", muted") for line in notify.lines("STATUS=", after=t))
+        assert service.daemon.mic_enabled is False
+
+        agent.stop()  # the agent goes away: offline, retrying
+        notify.wait_for("STATUS=offline, retry in", timeout=15)
+        wait_until(lambda: service.led.state == "offline", 2, "the LED to show offline")
+        assert service.daemon.state is DaemonState.OFFLINE
+        t = time.monotonic()
+    finally:
+        service.stop()
+        thread.join(5)
+    assert not thread.is_alive()
+    notify.wait_for("STOPPING=1", after=t, timeout=2)
+    assert service.led is None or service.led.state is None  # closed on the way out

@@ -520,7 +520,8 @@ def test_busy_pin_is_one_warning_and_a_no_op(caplog):
     for state in LED_STATES:
         led.show(state)                          # does nothing, raises nothing
     led.close()
-    button = ButtonInput(18, pin_factory=factory, on_press=lambda: None)
+    button = ButtonInput(18, pin_factory=factory,
+                         controller=ModeController("toggle", FakeDaemon()))
     assert not button.available and not button.is_pressed
     button.close()
     messages = _warnings(caplog)

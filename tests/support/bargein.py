@@ -16,7 +16,8 @@ from edgevoice.audio.resample import StreamResampler
 from edgevoice.config import parse
 from edgevoice.providers import make_provider
 from edgevoice.providers.base import AgentAudio
-from edgevoice.session import Session, Stats
+from edgevoice.flow import Stats
+from edgevoice.session import Session, SessionOptions
 from tests.support import audible_spans, question
 
 FRAME = 0.02
@@ -46,6 +47,29 @@ CONFIGS = {
 }
 
 
+class Host:
+    """The session's host (:class:`edgevoice.lifecycle.SessionHost`) for a session that
+    runs no thread: it keeps what the session hands to the session thread."""
+
+    def __init__(self) -> None:
+        self.stats = Stats()
+        self.halt = threading.Event()
+        self.delivered: list = []
+
+    def deliver(self, session, event) -> bool:
+        self.delivered.append(event)
+        return True
+
+    def state_changed(self, state, detail) -> None:
+        pass
+
+    def beat(self) -> None:
+        pass
+
+    def activity(self) -> None:
+        pass
+
+
 class Rig:
     """A Session on a real AudioEngine whose devices are never started: the test plays the
     capture thread (offer_frame) and the player thread (read_into + speaker levels)."""
@@ -57,8 +81,9 @@ class Rig:
         device = types.SimpleNamespace(rate=self.rate, close=lambda: None)
         self.engine = AudioEngine(device, device, self.rate, buffer_seconds=30)
         settings = BargeInSettings(initial_coupling_db=-20.0)
-        self.session = Session(self.provider, self.engine, cfg.session, Stats(),
-                               threading.Event(), lambda s, d: None, barge_in=settings)
+        self.host = Host()
+        self.session = Session(self.provider, self.engine, cfg.session, self.host,
+                               SessionOptions(barge_in=settings))
         self.t = 100.0
         self.block = memoryview(bytearray(self.rate // 50 * 2))
 
@@ -84,9 +109,7 @@ class Rig:
             self.tick(f)
 
     def pending(self) -> list:
-        out = []
-        while not self.session._events.empty():
-            out.append(self.session._events.get_nowait())
+        out, self.host.delivered = self.host.delivered, []
         return out
 
 

@@ -17,8 +17,9 @@ from edgevoice.audio.engine import AudioEngine
 from edgevoice.config import ini_text, parse
 from edgevoice.memory import pin_mmap_threshold
 from edgevoice.providers import make_provider
+from edgevoice.daemon import Daemon
 from edgevoice.providers.base import Outcome
-from edgevoice.session import Session, Stats
+from edgevoice.session import Session
 
 
 @contextmanager
@@ -116,21 +117,27 @@ class Rig:
         pin_mmap_threshold()  # as the daemon does
         device = types.SimpleNamespace(rate=16000, close=lambda: None)
         self.engine = AudioEngine(device, device, 16000, buffer_seconds=5)
-        self.stats = Stats()
-        self.stop = threading.Event()
+        self.daemon: Daemon | None = None
+        self.stats = None
 
     def session(self, cfg, seconds: float | None = None) -> tuple[Outcome, float]:
         """Run one session to its end (or for ``seconds``); (outcome, duration)."""
-        end = time.monotonic() + seconds if seconds else None
-
-        def tick() -> Outcome | None:
-            if end is not None and time.monotonic() > end:
-                return Outcome("enough", "now")
-            return None
-
-        session = Session(make_provider(cfg), self.engine, cfg.session, self.stats, self.stop,
-                          lambda state, detail: None, tick=tick)
+        if self.daemon is None:  # one daemon (the session's host) for every session
+            self.daemon = Daemon(cfg)
+            self.daemon.engine = self.engine
+            self.stats = self.daemon.stats
+        daemon = self.daemon
+        session = Session(make_provider(cfg), self.engine, cfg.session, daemon)
+        timer = threading.Timer(seconds, daemon.restart_session) if seconds else None
         started = time.monotonic()
-        outcome = session.run()
-        self.engine.buffer.flush()
+        if timer is not None:
+            timer.start()  # "enough": a restart command from another thread ends it
+        try:
+            outcome = daemon.converse(session)
+        finally:
+            if timer is not None:
+                timer.cancel()
+                timer.join()
+            daemon.inbox.drain()  # nothing of this session outlives it
+            self.engine.buffer.flush()
         return outcome, time.monotonic() - started
