@@ -218,6 +218,8 @@ class Session:
                      extra={"event": "interruption"})
         elif isinstance(event, BargeInDone):
             self._log_barge_in(event)
+        elif isinstance(event, Reply):  # the server's word on a barge-in (openai)
+            self._tell_server((event.message,))
         elif isinstance(event, UserActivity):
             message = self.provider.user_activity()
             if message is not None:
@@ -339,6 +341,9 @@ class Session:
         elif decision == "flush":
             dropped = self.engine.flush_playback() / per_s
             self._late.interrupt(None)
+            for message in self.provider.interrupt_messages(buffer.current_response,
+                                                            played * 1000.0):
+                self._put(Reply(message))  # sent by the session thread, not this one
         self._put(BargeInDone(decision, played, dropped))
 
     # -- send thread --------------------------------------------------------------------------
@@ -453,6 +458,7 @@ class Session:
             played = self.engine.buffer.played_of(response) / 2 / self.engine.playback.rate
             dropped = self.engine.flush_playback() / 2 / self.engine.playback.rate
             self._late.interrupt(event.response_id)
+            self._tell_server(self.provider.interrupt_messages(response, played * 1000.0))
             if self._detector is not None:
                 self._detector.confirmed()
             self.stats.interruptions += 1
@@ -469,6 +475,14 @@ class Session:
                 pass  # the broken connection is reported by recv
         else:
             self._put(event)
+
+    def _tell_server(self, messages) -> None:
+        """Send ``messages`` now; a broken connection is reported by the receive thread."""
+        try:
+            for message in messages:
+                self._send(message)
+        except (websocket.WebSocketException, OSError):
+            pass
 
     def _put(self, event) -> None:
         try:

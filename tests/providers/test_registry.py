@@ -28,21 +28,35 @@ def test_the_registry_lists_every_named_dialect_once_in_order():
     assert all(dialect.name == name for name, dialect in DIALECTS.items())
 
 
+# Issue 13: the local agent's side of these three is written once edgevoice/localagent/ is
+# split into one class per dialect (another branch); until it lands they have none. Strict:
+# when a counterpart appears, the xfail fails, and its name must leave this set.
+LOCAL_AGENT_PENDING = frozenset({"elevenlabs", "openai", "gemini"})
+PENDING = pytest.mark.xfail(strict=True, reason="local agent counterpart not written yet "
+                            "(issue 13, after the localagent/ restructuring)")
+
+
 @pytest.mark.parametrize("name", DIALECT_NAMES)
-def test_every_dialect_has_a_section_a_provider_and_a_local_agent_counterpart(name):
-    from edgevoice.localagent.server import DIALECTS as LOCAL_AGENT_DIALECTS
+def test_every_dialect_has_a_section_and_a_provider(name):
     dialect = DIALECTS[name]
     assert dataclasses.is_dataclass(dialect.settings) and keys(dialect.settings)
     assert callable(dialect.settings().check)
     assert issubclass(dialect.provider, Provider) and dialect.provider.name == name
-    assert name in LOCAL_AGENT_DIALECTS
     assert name in documented_keys()
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=PENDING) if n in LOCAL_AGENT_PENDING
+                                  else n for n in DIALECT_NAMES])
+def test_every_dialect_has_a_local_agent_counterpart(name):
+    from edgevoice.localagent.server import DIALECTS as LOCAL_AGENT_DIALECTS
+    assert name in LOCAL_AGENT_DIALECTS
 
 
 def test_the_local_agent_speaks_exactly_the_registered_dialects():
     from edgevoice.localagent.arguments import DIALECT_NAMES as LOCAL_NAMES
     from edgevoice.localagent.server import DIALECTS as LOCAL_AGENT_DIALECTS
-    assert set(LOCAL_AGENT_DIALECTS) == set(DIALECTS) == set(LOCAL_NAMES)
+    assert set(LOCAL_AGENT_DIALECTS) == set(DIALECTS) - LOCAL_AGENT_PENDING
+    assert set(DIALECTS) == set(LOCAL_NAMES)
 
 
 def test_the_local_agents_options_load_no_daemon_dialect_code():
@@ -55,7 +69,8 @@ def test_the_local_agents_options_load_no_daemon_dialect_code():
 
 TURNS = ("what is the weather", "and tomorrow")
 NEEDS = {"xuna": "agent_id = a1\n", "voiceapi": "api_url = https://v.test\napi_key = k\n",
-         "napster": "api_key = k\ncompanion_id = c1\n", "navtalk": "license = l\nname = n\n"}
+         "napster": "api_key = k\ncompanion_id = c1\n", "navtalk": "license = l\nname = n\n",
+         "elevenlabs": "agent_id = a1\n", "openai": "api_key = k\n", "gemini": "api_key = k\n"}
 
 
 @pytest.mark.parametrize("name", DIALECT_NAMES)
