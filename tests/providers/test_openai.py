@@ -16,7 +16,7 @@ import websocket
 from edgevoice.config import parse
 from edgevoice.providers import make_provider
 from edgevoice.providers.base import (AgentAudio, Ended, HttpResponse, Interruption, Malformed,
-                                      Notice, Ready, ResponseDone, SessionFailed, ToolCall,
+                                      Ready, ResponseDone, SessionFailed, ToolCall,
                                       Transcript)
 from tests.support.bargein import Rig
 from tests.support.config import check_config, problems

@@ -143,3 +143,26 @@ def test_an_unregistered_dialect_is_an_unknown_provider_and_section():
     # the provider falls back to its default (xuna), whose rules then apply as before
     assert {(p.section, p.key) for p in info.value.problems} == {
         ("agent", "provider"), ("parrot", ""), ("xuna", "agent_id")}
+
+
+# -- the example configs of the cloud dialects work as shipped ----------------------------------
+@pytest.mark.parametrize("name", ["elevenlabs", "openai", "gemini"])
+def test_each_dialects_example_config_is_valid(name, tmp_path):
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    key = tmp_path / f"{name}.key"
+    key.write_text("example-key-0123\n")
+    tool = tmp_path / "temperature"
+    tool.write_text("#!/bin/sh\necho 21\n")
+    tool.chmod(0o755)
+    text = (root / "config" / f"{name}.conf").read_text()
+    text = (text.replace(f"/etc/edgevoice/{name}.key", str(key))
+            .replace("/etc/edgevoice/tool-schemas.json", str(root / "config" / "tool-schemas.json"))
+            .replace("/usr/local/lib/edgevoice/tools/temperature", str(tool)))
+    cfg = parse(text, str(tmp_path / "edgevoice.conf"))
+    assert cfg.agent.provider == name
+    assert cfg.provider_settings().api_key.reveal() == "example-key-0123"
+    assert [n for n, _ in cfg.tools] == ["get_temperature"]
+    schemas = getattr(cfg.provider_settings(), "tool_schemas", None)
+    assert schemas is None or [f.name for f in schemas] == ["get_temperature"]
+    make_provider(cfg).connect_plan(None)
