@@ -112,6 +112,7 @@ class OpenAIProvider(TypedJsonProvider):
         self.settings = settings
         self.history = tuple(history)
         self._active = False  # a response is being generated
+        self._ready = False   # session.updated came: our settings were taken
         self._received: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._calls_seen: collections.OrderedDict[str, None] = collections.OrderedDict()
 
@@ -263,6 +264,7 @@ class OpenAIProvider(TypedJsonProvider):
             events.append(Notice(f"the server chose output format {brief(fmt, 80)}; this "
                                  "device plays 24 kHz PCM", logging.ERROR))
         session_id = dig(msg, "session", "id")
+        self._ready = True
         events.append(Ready(brief(session_id, 128) if isinstance(session_id, str) else None,
                             "session updated"))
         return events
@@ -321,6 +323,10 @@ class OpenAIProvider(TypedJsonProvider):
         if code == "invalid_api_key":
             return [Ended(Outcome("the server rejected the key (invalid_api_key): check "
                                   "[openai] api_key", "auth"))]
+        if not self._ready:  # session.update refused: the settings are wrong, not the link
+            return [Ended(Outcome(f"the server refused this device's [openai] settings: "
+                                  f"{brief(text, 200)} ({brief(dig(error, 'param'), 60)})",
+                                  "long"))]
         return [Notice(line, logging.WARNING)]
 
     def close_outcome(self, code: int | None, reason: str) -> Outcome:

@@ -238,8 +238,17 @@ def test_response_done_ends_the_response_and_says_why_it_failed():
     assert done == ResponseDone() and notice.level == logging.WARNING and "boom" in notice.text
 
 
+def test_an_error_before_the_session_is_updated_means_the_settings_were_refused():
+    (ended,) = provider().decode(msg(type="error", error={
+        "type": "invalid_request_error", "code": "invalid_value",
+        "message": "Invalid value: 'nova'.", "param": "session.audio.output.voice"}))
+    assert isinstance(ended, Ended) and ended.outcome.retry == "long"
+    assert "'nova'" in ended.outcome.reason and "session.audio.output.voice" in ended.outcome.reason
+
+
 def test_errors_decide_what_happens():
     p = provider()
+    p.decode(msg(type="session.updated", session={"id": "sess_1"}))
     (quiet,) = p.decode(msg(type="error", error={
         "type": "invalid_request_error", "code": "response_cancel_not_active",
         "message": "Cancellation failed: no active response found"}))
