@@ -147,10 +147,10 @@ class GeminiProvider(Provider):
             setup["inputAudioTranscription"] = {}
             setup["outputAudioTranscription"] = {}
         vad: dict[str, Any] = {}
-        if s.start_sensitivity in _SENSITIVITY:
-            vad["startOfSpeechSensitivity"] = f"START_SENSITIVITY_{_SENSITIVITY[s.start_sensitivity]}"
-        if s.end_sensitivity in _SENSITIVITY:
-            vad["endOfSpeechSensitivity"] = f"END_SENSITIVITY_{_SENSITIVITY[s.end_sensitivity]}"
+        for name, value in (("start", s.start_sensitivity), ("end", s.end_sensitivity)):
+            if value in _SENSITIVITY:
+                vad[f"{name}OfSpeechSensitivity"] = \
+                    f"{name.upper()}_SENSITIVITY_{_SENSITIVITY[value]}"
         if s.prefix_padding_ms is not None:
             vad["prefixPaddingMs"] = s.prefix_padding_ms
         if s.silence_duration_ms is not None:

@@ -33,7 +33,7 @@ def provider(extra: str = ""):
                                f"agent_id = agent_7\n{extra}"))
 
 
-# -- opening ------------------------------------------------------------------------------------
+# -- opening -----------------------------------------------------------------------------------
 def test_a_public_agent_opens_by_id_and_sends_the_initiation_first():
     p = provider()
     assert p.bootstrap_request() is None
@@ -97,7 +97,7 @@ def test_an_llm_override_alone_still_nests_under_the_prompt():
                                                                          "gemini-2.0-flash"}}}
 
 
-# -- sending ------------------------------------------------------------------------------------
+# -- sending -----------------------------------------------------------------------------------
 def test_mic_audio_goes_as_user_audio_chunk_without_a_type():
     frame = bytes(range(256)) * 2 + bytes(128)
     (wire,) = provider().encode_audio(frame)
@@ -121,7 +121,7 @@ def test_no_message_is_needed_to_interrupt():
     assert provider().interrupt_messages(7, 1200.0) == ()
 
 
-# -- receiving ------------------------------------------------------------------------------------
+# -- receiving ---------------------------------------------------------------------------------
 def test_metadata_announces_the_output_rate_and_the_conversation():
     p = provider()
     events = p.decode(msg(type="conversation_initiation_metadata",
@@ -220,7 +220,7 @@ def test_other_messages_are_ignored_quietly(message):
                for e in provider().decode(message))
 
 
-# -- the section ------------------------------------------------------------------------------------
+# -- the section -------------------------------------------------------------------------------
 def test_the_section_needs_the_agent_id_and_plain_dynamic_variables():
     found = problems('[agent]\nprovider = elevenlabs\n[elevenlabs]\n'
                      'dynamic_variables = {"a": {"b": 1}}\ntts_speed = 2\n')

@@ -45,7 +45,7 @@ def audio(pcm: bytes = PCM, mime: str = "audio/pcm;rate=24000") -> str:
                                                                     "data": b64(pcm)}}]}})
 
 
-# -- opening ------------------------------------------------------------------------------------
+# -- opening -----------------------------------------------------------------------------------
 def test_a_key_opens_the_v1beta_endpoint_with_the_key_in_a_header_and_setup_first(tmp_path):
     tools = tmp_path / "tools.json"
     tools.write_text(json.dumps({"get_temperature": {
@@ -106,7 +106,7 @@ def test_token_server_failures(status, body, retry):
     assert info.value.outcome.retry == retry
 
 
-# -- sending ------------------------------------------------------------------------------------
+# -- sending -----------------------------------------------------------------------------------
 def test_mic_audio_goes_as_realtime_input_audio_at_16k():
     frame = bytes(range(256)) * 2 + bytes(128)
     p = provider()
@@ -131,7 +131,7 @@ def test_tool_calls_are_answered_with_a_tool_response_per_id():
     assert p.interrupt_messages(0, 500.0) == ()  # the server's VAD interrupts by itself
 
 
-# -- receiving ------------------------------------------------------------------------------------
+# -- receiving ---------------------------------------------------------------------------------
 def test_setup_complete_opens_the_mic():
     assert provider().decode('{"setupComplete": {}}') == [Ready(None, "setup complete")]
 
@@ -273,7 +273,7 @@ def test_unknown_messages_are_ignored_quietly():
     assert notice.level == logging.DEBUG
 
 
-# -- the section ------------------------------------------------------------------------------------
+# -- the section -------------------------------------------------------------------------------
 def test_bad_values_are_config_problems():
     found = problems("[agent]\nprovider = gemini\n[gemini]\nstart_sensitivity = medium\n"
                      "silence_duration_ms = -1\n")

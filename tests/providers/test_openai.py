@@ -44,7 +44,7 @@ def schema_file(tmp_path, content) -> str:
     return str(path)
 
 
-# -- opening ------------------------------------------------------------------------------------
+# -- opening -----------------------------------------------------------------------------------
 def test_a_key_opens_the_ga_endpoint_with_a_bearer_header_and_a_ga_session_update():
     p = provider(f"api_key = {KEY}\nvoice = marin\ninstructions = You are a kitchen helper.\n"
                  "turn_detection = semantic_vad\neagerness = high\n")
@@ -134,7 +134,7 @@ def test_recent_user_turns_follow_the_session_update():
                  "content": [{"type": "input_text", "text": "turn on the oven"}]}}
 
 
-# -- function calls -----------------------------------------------------------------------------
+# -- function calls ----------------------------------------------------------------------------
 @pytest.mark.parametrize("content", [
     SCHEMAS,
     [{"type": "function", "name": "get_temperature", "description": "Room temperature",
@@ -185,7 +185,7 @@ def test_a_function_call_is_answered_with_its_output_and_a_new_response():
     assert json.loads(error) == {"error": "timed out"}
 
 
-# -- receiving ------------------------------------------------------------------------------------
+# -- receiving ---------------------------------------------------------------------------------
 PCM = (np.arange(2400) % 700).astype("<i2").tobytes()  # 100 ms at 24 kHz
 
 
@@ -286,7 +286,7 @@ def test_malformed_messages_are_reported_and_skipped(message):
     assert events and all(isinstance(e, Malformed) for e in events), events
 
 
-# -- barge-in: cancel and truncate to what was heard --------------------------------------------
+# -- barge-in: cancel and truncate to what was heard -------------------------------------------
 def delta(item: str, pcm: bytes = PCM) -> str:
     return msg(type="response.output_audio.delta", response_id="resp_1", item_id=item,
                output_index=0, content_index=0, delta=b64(pcm))
@@ -364,7 +364,7 @@ def test_a_session_truncates_the_item_at_the_milliseconds_that_reached_the_speak
     assert rig.engine.buffer.buffered_bytes > 0
 
 
-# -- the section ------------------------------------------------------------------------------------
+# -- the section -------------------------------------------------------------------------------
 def test_check_config_names_the_missing_key(tmp_path):
     result = check_config(tmp_path, "[agent]\nprovider = openai\n")
     assert result.returncode == 78 and "[openai] api_key: missing" in result.stderr
