@@ -361,9 +361,10 @@ class Daemon:
                 tools = ToolRunner(dict(config.tools), agent.tool_timeout)
                 history = History.open(state_dir(config), agent.history_max_kb * 1024) \
                     if agent.history else None
+                carry: dict = {}  # provider state kept across sessions (gemini's resume handle)
             agent = config.agent
             replay = history.recent_user_turns(agent.history_replay_turns) if history else ()
-            provider = make_provider(config, replay)
+            provider = make_provider(config, replay, carry)
             if provider.mic_rate != self.engine.wire_rate:
                 self._audio_restart = True  # a dialect with another wire rate
                 break

@@ -7,4 +7,4 @@ the same names; the local agent's own implementation of a dialect lives in
 loading the other's code (or a WebSocket library).
 """
 
-DIALECT_NAMES = ("xuna", "voiceapi", "napster", "navtalk")
+DIALECT_NAMES = ("xuna", "voiceapi", "napster", "navtalk", "elevenlabs", "openai", "gemini")

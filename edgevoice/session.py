@@ -182,6 +182,8 @@ class Session:
         elif isinstance(event, BargeInDone):
             if event.record(self.stats, getattr(self.engine, "echo", None)):
                 self.host.state_changed(DaemonState.LISTENING, "")
+        elif isinstance(event, Reply):  # what to tell the server after a barge-in (openai)
+            self._tell_server((event.message,))
         elif isinstance(event, OutputFormat):
             log.info("agent audio arrives at %d Hz", event.rate)
         elif isinstance(event, Notice):
@@ -263,10 +265,7 @@ class Session:
         """Tell the server the user is present, where the dialect can (session thread)."""
         message = self.provider.user_activity()
         if message is not None:
-            try:
-                self._send(message)
-            except (websocket.WebSocketException, OSError):
-                pass  # the receive thread reports a broken connection
+            self._tell_server((message,))
 
     def _barge_in(self, decision: Decision) -> None:
         """Carry out a barge-in decision at once (capture thread); log it later."""
@@ -281,6 +280,9 @@ class Session:
         elif decision is Decision.FLUSH:
             dropped = self.engine.flush_playback() / per_s
             self._late.interrupt(None)
+            for message in self.provider.interrupt_messages(buffer.current_response,
+                                                            played * 1000.0):
+                self._put(Reply(message))  # sent by the session thread, not this one
         self._put(BargeInDone(decision, played, dropped))
 
     # -- send thread --------------------------------------------------------------------------
@@ -395,6 +397,7 @@ class Session:
             played = self.engine.buffer.played_of(response) / 2 / self.engine.playback.rate
             dropped = self.engine.flush_playback() / 2 / self.engine.playback.rate
             self._late.interrupt(event.response_id)
+            self._tell_server(self.provider.interrupt_messages(response, played * 1000.0))
             if self._detector is not None:
                 self._detector.confirmed()
             self.stats.interruptions += 1
@@ -411,6 +414,14 @@ class Session:
                 pass  # the broken connection is reported by recv
         else:
             self._put(event)
+
+    def _tell_server(self, messages) -> None:
+        """Send ``messages`` now; a broken connection is reported by the receive thread."""
+        try:
+            for message in messages:
+                self._send(message)
+        except (websocket.WebSocketException, OSError):
+            pass
 
     def _put(self, event) -> None:
         if not self.host.deliver(self, event):

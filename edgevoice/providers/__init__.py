@@ -21,13 +21,15 @@ DIALECTS: dict[str, Dialect] = {
     name: importlib.import_module(f"{__name__}.{name}").DIALECT for name in DIALECT_NAMES}
 
 
-def make_provider(config, history: Sequence[str] = ()) -> Provider:
+def make_provider(config, history: Sequence[str] = (), carry: dict | None = None) -> Provider:
     """A fresh provider for the configured dialect (one per session: providers hold
     per-session protocol state such as the announced output rate). ``history``: recent
-    user turns, for dialects that take them at session start (navtalk)."""
+    user turns, for dialects that take them at session start (navtalk, openai). ``carry``:
+    a dict the caller keeps across sessions, for dialects that carry state from one session
+    to the next (gemini's resumption handle)."""
     name = config.agent.provider
     try:
         dialect = DIALECTS[name]
     except KeyError:
         raise ValueError(f"unknown provider {name!r}") from None
-    return dialect.make_provider(config.provider_settings(), history)
+    return dialect.make_provider(config.provider_settings(), history, carry)

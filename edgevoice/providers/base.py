@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Sequence, Union
 
+from edgevoice import redact
+
 log = logging.getLogger(__name__)
 
 Wire = Union[str, bytes]  # str: a text frame, bytes: a binary frame
@@ -37,6 +39,10 @@ class HttpRequest:
     headers: dict[str, str] = field(default_factory=dict)
     json: Any = None
     what: str = "bootstrap"  # for log lines: "signed URL", "session token", ...
+
+    def __repr__(self) -> str:
+        return (f"HttpRequest({self.method} {redact.redact_url(self.url)}, "
+                f"headers={_masked(self.headers)}, {self.what})")
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,14 @@ class ConnectPlan:
     secrets: tuple[str, ...] = ()  # run-time tokens to scrub from logs
     note: str = ""  # logged at INFO when the session opens (e.g. the server's connection id)
     session_id: str | None = None  # the server's id for this session, when known up front
+
+    def __repr__(self) -> str:  # headers carry keys and the URL may be signed: never shown
+        return (f"ConnectPlan({redact.redact_url(self.url)}, headers={_masked(self.headers)}, "
+                f"{len(self.first_messages)} first message(s), {len(self.secrets)} secret(s))")
+
+
+def _masked(headers: dict[str, str]) -> dict[str, str]:
+    return {name: redact.MASK for name in headers}
 
 
 # -- how a session ended, and what to do next -------------------------------------------------
@@ -218,15 +232,38 @@ class Provider:
         """The messages that answer ``call`` (empty when the dialect has no function calls)."""
         return ()
 
+    def interrupt_messages(self, response_id: Any, played_ms: float) -> Sequence[Wire]:
+        """What to tell the server when playback of ``response_id`` was stopped (a barge-in
+        or the server's interruption) after ``played_ms`` milliseconds of it reached the
+        speaker; empty for dialects whose server needs no word (openai: cancel + truncate)."""
+        return ()
+
     def close_outcome(self, code: int | None, reason: str) -> Outcome:
         return Outcome(f"server closed the connection (code {code}{', ' + reason if reason else ''})")
+
+    auth_hint = "check the agent id and API key"  # what a refused handshake asks the user
 
     def auth_outcome(self, status: int) -> Outcome:
         """The WebSocket handshake was refused with HTTP ``status``."""
         if status in (401, 403):
-            return Outcome(f"WebSocket handshake refused (HTTP {status}): check the agent id and "
-                           "API key", Retry.AUTH)
+            return Outcome(f"WebSocket handshake refused (HTTP {status}): {self.auth_hint}",
+                           Retry.AUTH)
         return Outcome(f"WebSocket handshake refused (HTTP {status})")
+
+
+class TypedJsonProvider(Provider):
+    """A dialect whose server sends JSON objects with a string ``type``: :meth:`decode`
+    parses each and hands it to :meth:`decode_typed`."""
+
+    def decode(self, message: Wire) -> list[Event]:
+        msg = typed_message(message)
+        del message  # a large text is freed before its payload is decoded (see Provider.decode)
+        if isinstance(msg, list):
+            return msg
+        return self.decode_typed(msg["type"], msg)
+
+    def decode_typed(self, kind: str, msg: dict) -> list[Event]:
+        raise NotImplementedError
 
 
 def pcm_from_base64(b64: Any, what: str, response_id: Any = None) -> list:
@@ -303,6 +340,17 @@ def parse_json_object(message: Wire) -> dict | Malformed:
     return obj
 
 
+def typed_message(message: Wire) -> dict | list:
+    """Parse a text frame that must be a JSON object with a string ``type``: the object, or
+    the events saying why it is not one (a list: Malformed, or a debug Notice)."""
+    msg = parse_json_object(message)
+    if isinstance(msg, Malformed):
+        return [msg]
+    if not isinstance(msg.get("type"), str):
+        return [Notice("ignoring a message without a type", logging.DEBUG)]
+    return msg
+
+
 def dig(obj: Any, *path: str) -> Any:
     """``obj[path[0]][path[1]]...`` or None when any step is missing or not a dict."""
     for key in path:
@@ -324,14 +372,21 @@ class Dialect:
       session.
     - ``takes_history``: the provider is also given the recent user turns
       (``[agent] history_replay_turns``) at session start.
+    - ``keeps_state``: the provider is also given ``carry``, a dict the daemon keeps across
+      the sessions of one configuration (gemini: the newest session resumption handle).
     """
 
     name: str
     settings: type
     provider: type[Provider]
     takes_history: bool = False
+    keeps_state: bool = False
 
-    def make_provider(self, settings: Any, history: Sequence[str] = ()) -> Provider:
+    def make_provider(self, settings: Any, history: Sequence[str] = (),
+                      carry: dict | None = None) -> Provider:
+        args: list[Any] = [settings]
         if self.takes_history:
-            return self.provider(settings, history)  # type: ignore[call-arg]
-        return self.provider(settings)  # type: ignore[call-arg]
+            args.append(history)
+        if self.keeps_state:
+            args.append({} if carry is None else carry)
+        return self.provider(*args)  # type: ignore[call-arg]

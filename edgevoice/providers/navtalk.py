@@ -22,9 +22,9 @@ from edgevoice import redact
 from edgevoice.config.errors import Problem, missing
 from edgevoice.config.types import Secret, Url, key
 from edgevoice.providers.base import (Dialect, brief, ConnectPlan, Ended, Event, HttpResponse,
-                                      Interruption, Malformed, Notice, Outcome, Provider, Ready,
+                                      Interruption, Malformed, Notice, Outcome, Ready,
                                       Reply, ResponseDone, ToolCall, Transcript, parse_arguments,
-                                      parse_json_object, pcm_from_base64)
+                                      pcm_from_base64, TypedJsonProvider)
 
 MAX_B64_CHARS = 4096  # the documented limit of one append message's audio
 BUSY_RETRY_S = 30.0
@@ -49,7 +49,7 @@ class NavTalkSettings:
              "set name (e.g. navtalk.Leo) or avatar_id")])
 
 
-class NavTalkProvider(Provider):
+class NavTalkProvider(TypedJsonProvider):
     name = "navtalk"
     mic_rate = 24000
     output_rate = 24000
@@ -97,14 +97,7 @@ class NavTalkProvider(Provider):
                 json.dumps({"type": "response.create"}))
 
     # -- receiving --------------------------------------------------------------------------
-    def decode(self, message) -> list[Event]:
-        msg = parse_json_object(message)
-        del message  # a large text is freed before its payload is decoded (see Provider.decode)
-        if isinstance(msg, Malformed):
-            return [msg]
-        kind = msg.get("type")
-        if not isinstance(kind, str):
-            return [Notice("ignoring a message without a type", logging.DEBUG)]
+    def decode_typed(self, kind: str, msg: dict) -> list[Event]:
         if kind.startswith("webrtc.signaling."):
             return []
         data = msg.get("data") if isinstance(msg.get("data"), dict) else {}

@@ -49,7 +49,7 @@ def test_every_problem_is_reported_at_once_with_section_key_and_fix():
         """)
     text = "\n".join(found)
     assert len(found) == 6, text
-    assert "[agent] provider: 'xnua' is not one of: xuna, voiceapi, napster, navtalk; did you mean 'xuna'?" in found
+    assert "[agent] provider: 'xnua' is not one of: xuna, voiceapi, napster, navtalk, elevenlabs, openai, gemini; did you mean 'xuna'?" in found
     assert any(p.startswith("[xuna] url:") and "ws/wss URL" in p for p in found)
     assert any(p.startswith("[audio] backnd: unknown key; did you mean 'backend'?") for p in found)
     assert any(p.startswith("[audio] playback_buffer_s: 'lots' is not a number") for p in found)

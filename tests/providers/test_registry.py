@@ -28,21 +28,34 @@ def test_the_registry_lists_every_named_dialect_once_in_order():
     assert all(dialect.name == name for name, dialect in DIALECTS.items())
 
 
+# Issue 13: the local agent's side of these three is not written yet. Strict: when a
+# counterpart appears, the xfail fails, and its name must leave this set.
+LOCAL_AGENT_PENDING = frozenset({"elevenlabs", "openai", "gemini"})
+PENDING = pytest.mark.xfail(strict=True, reason="local agent counterpart not written yet "
+                            "(issue 13)")
+
+
 @pytest.mark.parametrize("name", DIALECT_NAMES)
-def test_every_dialect_has_a_section_a_provider_and_a_local_agent_counterpart(name):
-    from edgevoice.localagent.registry import DIALECTS as LOCAL_AGENT_DIALECTS
+def test_every_dialect_has_a_section_and_a_provider(name):
     dialect = DIALECTS[name]
     assert dataclasses.is_dataclass(dialect.settings) and keys(dialect.settings)
     assert callable(dialect.settings().check)
     assert issubclass(dialect.provider, Provider) and dialect.provider.name == name
-    assert name in LOCAL_AGENT_DIALECTS
     assert name in documented_keys()
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=PENDING) if n in LOCAL_AGENT_PENDING
+                                  else n for n in DIALECT_NAMES])
+def test_every_dialect_has_a_local_agent_counterpart(name):
+    from edgevoice.localagent.registry import DIALECTS as LOCAL_AGENT_DIALECTS
+    assert name in LOCAL_AGENT_DIALECTS
 
 
 def test_the_local_agent_speaks_exactly_the_registered_dialects():
     from edgevoice.localagent.arguments import DIALECT_NAMES as LOCAL_NAMES
     from edgevoice.localagent.registry import DIALECTS as LOCAL_AGENT_DIALECTS
-    assert set(LOCAL_AGENT_DIALECTS) == set(DIALECTS) == set(LOCAL_NAMES)
+    assert set(LOCAL_AGENT_DIALECTS) == set(DIALECTS) - LOCAL_AGENT_PENDING
+    assert set(DIALECTS) == set(LOCAL_NAMES)
 
 
 def test_the_local_agents_options_load_no_daemon_dialect_code():
@@ -55,7 +68,8 @@ def test_the_local_agents_options_load_no_daemon_dialect_code():
 
 TURNS = ("what is the weather", "and tomorrow")
 NEEDS = {"xuna": "agent_id = a1\n", "voiceapi": "api_url = https://v.test\napi_key = k\n",
-         "napster": "api_key = k\ncompanion_id = c1\n", "navtalk": "license = l\nname = n\n"}
+         "napster": "api_key = k\ncompanion_id = c1\n", "navtalk": "license = l\nname = n\n",
+         "elevenlabs": "agent_id = a1\n", "openai": "api_key = k\n", "gemini": "api_key = k\n"}
 
 
 @pytest.mark.parametrize("name", DIALECT_NAMES)
@@ -128,3 +142,26 @@ def test_an_unregistered_dialect_is_an_unknown_provider_and_section():
     # the provider falls back to its default (xuna), whose rules then apply as before
     assert {(p.section, p.key) for p in info.value.problems} == {
         ("agent", "provider"), ("parrot", ""), ("xuna", "agent_id")}
+
+
+# -- the example configs of the cloud dialects work as shipped ----------------------------------
+@pytest.mark.parametrize("name", ["elevenlabs", "openai", "gemini"])
+def test_each_dialects_example_config_is_valid(name, tmp_path):
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    key = tmp_path / f"{name}.key"
+    key.write_text("example-key-0123\n")
+    tool = tmp_path / "temperature"
+    tool.write_text("#!/bin/sh\necho 21\n")
+    tool.chmod(0o755)
+    text = (root / "config" / f"{name}.conf").read_text()
+    text = (text.replace(f"/etc/edgevoice/{name}.key", str(key))
+            .replace("/etc/edgevoice/tool-schemas.json", str(root / "config" / "tool-schemas.json"))
+            .replace("/usr/local/lib/edgevoice/tools/temperature", str(tool)))
+    cfg = parse(text, str(tmp_path / "edgevoice.conf"))
+    assert cfg.agent.provider == name
+    assert cfg.provider_settings().api_key.reveal() == "example-key-0123"
+    assert [n for n, _ in cfg.tools] == ["get_temperature"]
+    schemas = getattr(cfg.provider_settings(), "tool_schemas", None)
+    assert schemas is None or [f.name for f in schemas] == ["get_temperature"]
+    make_provider(cfg).connect_plan(None)

@@ -44,6 +44,7 @@ CONFIGS = {
     "voiceapi": "[agent]\nprovider = voiceapi\n[voiceapi]\napi_url = http://x\napi_key = k123\n",
     "napster": "[agent]\nprovider = napster\n[napster]\napi_key = k123\ncompanion_id = c\n",
     "navtalk": "[agent]\nprovider = navtalk\n[navtalk]\nlicense = l123\nname = n\n",
+    "openai": "[agent]\nprovider = openai\n[openai]\napi_key = k123\n",
 }
 
 

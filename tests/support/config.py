@@ -23,3 +23,15 @@ def with_key(section: str, key: str, value: str, base: str = XUNA) -> str:
     if f"[{section}]\n" in base:
         return base.replace(f"[{section}]\n", f"[{section}]\n{key} = {value}\n", 1)
     return base + f"[{section}]\n{key} = {value}\n"
+
+
+def check_config(tmp_path, text: str):
+    """``edgevoice check-config`` on ``text``, through the installed entry point."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    conf = tmp_path / "edgevoice.conf"
+    conf.write_text(text)
+    return subprocess.run([str(Path(sys.executable).parent / "edgevoice"), "check-config",
+                           "--config", str(conf)], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
