@@ -101,8 +101,10 @@ def test_user_talking_over_the_reply_at_the_echos_level_stops_it(
     speaker, _ = read_wav(handle.output)
     spans = audible_spans(speaker, RATE)
     assert spans[0][0] < onset < spans[0][1] + 0.2, (spans, onset)
-    # stopped while the user was still talking (how fast is scripts/bench's business)
-    assert spans[0][1] - onset < 0.8, f"the agent talked on {spans[0][1] - onset:.2f} s"
+    # stopped while the user was still talking (how fast is scripts/bench's business: on a
+    # loaded machine the capture thread runs late, and the pause with it)
+    talking = len(speech) / RATE
+    assert spans[0][1] - onset < talking, f"the agent talked on {spans[0][1] - onset:.2f} s"
     assert stats.false_barge_ins == 0
     if dialect == "voiceapi":
         assert stats.local_flushes == 1 and stats.interruptions == 0
