@@ -113,3 +113,12 @@ def test_credential_wording(tmp_path, monkeypatch):
         parse("[xuna]\nagent_id = a\n")
     assert [str(p) for p in info.value.problems] == [
         f"[xuna] api_key: cannot read credential {tmp_path}/xuna_api_key: Input/output error"]
+
+
+def test_credential_not_text_wording(tmp_path, monkeypatch):
+    (tmp_path / "xuna_api_key").write_bytes(b"key\xff\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    with pytest.raises(ConfigError) as info:
+        parse("[xuna]\nagent_id = a\n")
+    assert [str(p) for p in info.value.problems] == [
+        f"[xuna] api_key: cannot read credential {tmp_path}/xuna_api_key: not UTF-8 text"]
