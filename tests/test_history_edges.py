@@ -209,9 +209,14 @@ def test_a_turn_of_exactly_half_the_cap_is_kept_whole_and_a_longer_one_is_cut(tm
     history.path.unlink()
     history.append("user", whole + "x", "s")
     [line] = lines_of(history)
-    text = json.loads(line)["text"]
-    assert len(line) <= 500 and text.endswith("…") and whole.startswith(text[:-1])
-    assert len(text) >= 400  # cut by what is too much, not emptied
+    # cut to the longest start that fits with its "…" (3 bytes in UTF-8)
+    assert len(line) == 500 and json.loads(line)["text"] == whole[:500 - 83 - 3] + "…"
+
+
+def test_a_turn_that_cannot_fit_even_cut_is_kept_with_an_empty_text(tmp_path):
+    history = History(tmp_path / FILE_NAME, 100)  # 50 bytes: less than a turn without text
+    history.append("agent", "a few words", "s")
+    assert [(t["role"], t["text"]) for t in history.turns()] == [("agent", "")]
 
 
 def test_compaction_keeps_exactly_the_newest_turns_that_fit_in_half_the_cap(tmp_path):
