@@ -194,9 +194,10 @@ def ascii_turns(history: History, count: int, first: int = 0) -> None:
         history.append("user", f"turn {i:012d}", "s")
 
 
-def test_ascii_turns_are_100_bytes():  # what the tests below count on
-    line = History("unused", 4096)._line("user", f"turn {0:012d}", "s")
-    assert len(line) == 100
+def test_ascii_turns_are_100_bytes(tmp_path):  # what the tests below count on
+    history = History(tmp_path / FILE_NAME, 4096)
+    ascii_turns(history, 1)
+    assert history.path.stat().st_size == 100
 
 
 @pytest.mark.parametrize("cap", [1000, 1001])
