@@ -144,6 +144,7 @@ class History:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             with open(fd, "wb") as f:
+                os.fchmod(fd, 0o600)  # a .tmp left by a crash keeps its own mode otherwise
                 f.writelines(reversed(kept))
                 f.flush()
                 os.fsync(f.fileno())

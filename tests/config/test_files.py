@@ -5,6 +5,7 @@ one by one: tests/config/test_rules.py)."""
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import re
 
 import pytest
@@ -229,3 +230,59 @@ def test_a_pasted_secret_is_not_echoed_by_a_parse_error():
         assert "line 3" in str(exc)
     else:
         raise AssertionError("accepted a line without '='")
+
+
+# -- reading small files: the config, a secret file, a credential ---------------------------
+def test_a_secret_file_may_be_64k_and_is_read_whole_but_not_one_byte_more(tmp_path):
+    key = tmp_path / "k"
+    key.write_text("k" * (64 * 1024 - 1) + "Z")
+    text = XUNA.replace("a1\n", f"a1\napi_key_file = {key}\n")
+    assert parse(text).xuna.api_key.reveal() == "k" * (64 * 1024 - 1) + "Z"
+    key.write_text("k" * 64 * 1024 + "Z")
+    assert where(text) == {("xuna", "api_key_file")}
+
+
+def test_read_small_file_says_why_it_refuses(tmp_path):
+    import errno
+    small = tmp_path / "small"
+    small.write_text("12345")
+    assert cfgmod.read_small_file(small, 5) == "12345"
+    with pytest.raises(OSError) as info:
+        cfgmod.read_small_file(small, 4)
+    assert info.value.errno == errno.EFBIG and "4" in info.value.strerror
+    with pytest.raises(OSError) as info:
+        cfgmod.read_small_file(tmp_path, 100)  # a folder
+    assert info.value.errno == errno.EINVAL and info.value.strerror
+    # a file whose size the system does not know (st_size 0) is still cut at the limit
+    with pytest.raises(OSError) as info:
+        cfgmod.read_small_file(pathlib.Path("/proc/self/status"), 10)
+    assert info.value.errno == errno.EFBIG and "10" in info.value.strerror
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    import os
+    import threading
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def read():
+        try:
+            load(str(fifo))
+        except ConfigError as exc:
+            outcome.append(exc.problems)
+        try:
+            parse(XUNA.replace("a1\n", f"a1\napi_key_file = {fifo}\n"))
+        except ConfigError as exc:
+            outcome.append(exc.problems)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # blocked in open(): let it go before failing
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        reader.join(10)
+        pytest.fail("opening a FIFO waited for a writer")
+    assert [[(p.section, p.key) for p in ps] for ps in outcome] == [
+        [("file", "")], [("xuna", "api_key_file")]]

@@ -328,3 +328,83 @@ def test_syntax_problems_have_no_key():
     for text in ("x = 1\n[xuna]\n", "[xuna]\nagent_id = a\nfoo\n"):
         [problem] = problems(text)
         assert (problem.section, problem.key) == ("?", "")
+
+
+# -- limits on what a value may hold (issue 10) ---------------------------------------------
+def test_a_value_may_be_64k_characters_and_not_one_more():
+    longest = "p" * 65536
+    assert parse(XUNA + f"prompt = {longest}\n").xuna.prompt == longest
+    assert where(XUNA + f"prompt = {longest}p\n") == {("xuna", "prompt")}
+
+
+def test_a_nul_character_is_refused_in_any_value_secret_or_tool():
+    assert where(XUNA + "prompt = a\x00b\n") == {("xuna", "prompt")}
+    assert where(XUNA + "api_key = k\x00y\n") == {("xuna", "api_key")}
+    assert where(XUNA + "api_key_file = /tmp/k\x00y\n") == {("xuna", "api_key_file")}
+    [problem] = problems(XUNA + "[tools]\nlights = /bin/l\x00x\n")
+    assert (problem.section, problem.key) == ("tools", "lights") and "NUL" in problem.message
+
+
+def test_an_inline_secret_may_be_64k_and_not_one_more():
+    longest = "k" * 65536
+    assert parse(XUNA + f"api_key = {longest}\n").xuna.api_key.reveal() == longest
+    assert where(XUNA + f"api_key = {longest}k\n") == {("xuna", "api_key")}
+
+
+def test_a_tool_path_longer_than_4096_is_refused_as_too_long_not_looked_up():
+    # 4096 characters: looked up (and not found); 4097: refused for its length
+    at_limit = "/" + "t" * 4095
+    [problem] = problems(XUNA + f"[tools]\nlong = {at_limit}\n")
+    assert problem.key == "long" and "executable" in problem.message
+    [problem] = problems(XUNA + f"[tools]\nlong = {at_limit}t\n")
+    assert problem.key == "long" and "too long" in problem.message
+
+
+def test_numbers_must_be_finite():
+    for raw in ("inf", "-inf", "nan", "1e999"):
+        [problem] = problems(with_key("audio", "playback_buffer_s", raw))
+        assert (problem.section, problem.key) == ("audio", "playback_buffer_s"), raw
+        assert "1" in problem.message and "600" in problem.message  # the accepted range
+
+
+def test_a_long_value_that_is_no_number_is_quoted_only_in_part():
+    # a pasted secret in the wrong key must not be echoed whole
+    [problem] = problems(with_key("audio", "mic_queue_ms", "s" * 40 + "ECRET"))
+    assert "s" * 40 in problem.message and "sE" not in problem.message
+
+
+def test_json_constants_and_deep_nesting_are_refused_not_crashed_on():
+    for raw in ('{"t": NaN}', '{"t": Infinity}', '{"t": -Infinity}', "[" * 5000):
+        [problem] = problems(with_key("napster", "provider_settings", raw))
+        assert (problem.section, problem.key) == ("napster", "provider_settings"), raw[:20]
+    assert "deeply" in problems(with_key("napster", "provider_settings", "[" * 5000))[0].message
+    assert "NaN" in problems(with_key("napster", "provider_settings", '{"t": NaN}'))[0].message
+
+
+def test_a_path_the_system_cannot_look_up_is_refused_but_other_values_are_not_paths():
+    long_name = "/tmp/" + "d" * 300
+    assert where(with_key("agent", "state_dir", long_name)) == {("agent", "state_dir")}
+    # a missing path is fine (created later); a long word elsewhere is no path at all
+    assert parse(with_key("agent", "state_dir", "/nonexistent/state")).agent.state_dir
+    assert parse(XUNA + f"prompt = {long_name}\n").xuna.prompt == long_name
+
+
+def test_room_backend_rules(tmp_path):
+    ir = tmp_path / "ir.wav"
+    ir.write_bytes(b"RIFF")
+    out = f"output_file = {tmp_path}/o.wav\n"
+    room = XUNA + "[audio]\nbackend = room\n"
+    cfg = parse(room + f"room_ir = {ir}\n" + out)
+    assert cfg.audio.room_ir == str(ir) and cfg.audio.room_user_ir == ""
+    assert parse(room + f"room_ir = {ir}\nroom_user_ir = {ir}\n" + out).audio.room_user_ir
+    assert where(room + out) == {("audio", "room_ir")}
+    assert where(room + f"room_ir = {tmp_path}/none.wav\n" + out) == {("audio", "room_ir")}
+    assert where(room + f"room_ir = {tmp_path}\n" + out) == {("audio", "room_ir")}  # a folder
+    assert where(room + f"room_ir = {ir}\nroom_user_ir = {tmp_path}/none.wav\n" + out) == {
+        ("audio", "room_user_ir")}
+    # like the file backend: the speaker's output goes to a file; the input may be a file
+    assert where(room + f"room_ir = {ir}\n") == {("audio", "output_file")}
+    assert where(room + f"room_ir = {ir}\ninput_file = {tmp_path}/none.wav\n" + out) == {
+        ("audio", "input_file")}
+    # other backends ignore the room keys
+    assert parse(XUNA + f"[audio]\nroom_ir = {tmp_path}/none.wav\n").audio.backend == "alsa"

@@ -185,3 +185,79 @@ def test_write_failures_are_logged_once_per_five_minutes(tmp_path, caplog, monke
     now[0] += 1.5
     history.append("user", "c", "s")
     assert len(caplog.records) == 2 and "1 more" in caplog.records[-1].getMessage()
+
+
+# -- a turn's size, compaction's arithmetic, the file's mode, a short write -----------------
+def ascii_turns(history: History, count: int, first: int = 0) -> None:
+    """``count`` user turns whose lines are 100 bytes each (83 bytes of JSON around the text)."""
+    for i in range(first, first + count):
+        history.append("user", f"turn {i:012d}", "s")
+
+
+def test_ascii_turns_are_100_bytes(tmp_path):  # what the tests below count on
+    history = History(tmp_path / FILE_NAME, 4096)
+    ascii_turns(history, 1)
+    assert history.path.stat().st_size == 100
+
+
+@pytest.mark.parametrize("cap", [1000, 1001])
+def test_a_turn_of_exactly_half_the_cap_is_kept_whole_and_a_longer_one_is_cut(tmp_path, cap):
+    history = History(tmp_path / FILE_NAME, cap)
+    whole = "w" * (500 - 83)  # its line is exactly 500 bytes, half the cap
+    history.append("user", whole, "s")
+    [line] = lines_of(history)
+    assert len(line) == 500 and json.loads(line)["text"] == whole
+    history.path.unlink()
+    history.append("user", whole + "x", "s")
+    [line] = lines_of(history)
+    # cut to the longest start that fits with its "…" (3 bytes in UTF-8)
+    assert len(line) == 500 and json.loads(line)["text"] == whole[:500 - 83 - 3] + "…"
+
+
+def test_a_turn_that_cannot_fit_even_cut_is_kept_with_an_empty_text(tmp_path):
+    history = History(tmp_path / FILE_NAME, 100)  # 50 bytes: less than a turn without text
+    history.append("agent", "a few words", "s")
+    assert [(t["role"], t["text"]) for t in history.turns()] == [("agent", "")]
+
+
+def test_compaction_keeps_exactly_the_newest_turns_that_fit_in_half_the_cap(tmp_path):
+    path = tmp_path / FILE_NAME
+    ascii_turns(History(path, 10 ** 9), 10)
+    assert path.stat().st_size == 1000
+    stale = path.with_name(path.name + ".tmp")  # left by a power cut during a compaction
+    stale.write_bytes(b"junk line\n" * 300)
+    capped = History(path, 1000)
+    ascii_turns(capped, 1, first=10)  # 1,100 bytes > 1,000: keep the newest 500 bytes
+    assert [t["text"] for t in capped.turns()] == [f"turn {i:012d}" for i in range(6, 11)]
+    assert path.stat().st_size == 500 and len(lines_of(capped)) == 5
+    assert path.stat().st_mode & 0o777 == 0o600 and not stale.exists()
+
+
+def test_an_old_world_readable_file_becomes_private_at_the_next_turn(tmp_path):
+    path = tmp_path / FILE_NAME
+    path.write_bytes(b"")
+    path.chmod(0o644)
+    History(path, 4096).append("user", "hi", "s")
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_write_that_falls_short_is_cut_back_so_no_torn_turn_remains(tmp_path, caplog):
+    import resource
+    import signal
+    history = History(tmp_path / FILE_NAME, 10 ** 6)
+    history.append("user", "kept", "s")
+    size = history.path.stat().st_size
+    # a full disk, made real: the file may grow by 20 bytes, then writing fails (EFBIG)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 20, hard))
+    try:
+        with caplog.at_level(logging.WARNING, logger="edgevoice.history"):
+            history.append("user", "lost " * 40, "s")  # no exception
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert history.path.stat().st_size == size
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    history.append("user", "after", "s")
+    assert [t["text"] for t in history.turns()] == ["kept", "after"]

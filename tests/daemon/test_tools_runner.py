@@ -213,3 +213,106 @@ def test_a_reply_that_fails_does_not_keep_its_slot(tmp_path, caplog):
 
 def test_limits_are_what_the_docs_say():
     assert MAX_PARALLEL == 4 and tools.MAX_OUTPUT_CHARS == 16_000
+
+
+# -- arguments and output at their limits ----------------------------------------------------
+def test_arguments_up_to_the_limit_reach_the_program_whole_and_one_byte_more_is_refused(tmp_path):
+    import hashlib
+    marker = tmp_path / "ran"
+    runner = ToolRunner({"sum": program(tmp_path, "sum", f"touch {marker}; sha256sum\n")},
+                        timeout=20)
+    largest = "a" * (tools.MAX_ARGUMENT_BYTES - 2)  # the JSON text adds two quotes
+    output, is_error = runner.run("sum", largest)
+    assert is_error is False  # written in pieces, each piece once, in order
+    assert output.split()[0] == hashlib.sha256(json.dumps(largest).encode()).hexdigest()
+    marker.unlink()
+    output, is_error = runner.run("sum", largest + "a")
+    assert is_error is True and "sum" in output and str(tools.MAX_ARGUMENT_BYTES) in output
+    assert not marker.exists()
+
+
+def test_arguments_that_are_not_json_are_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "ran"
+    runner = ToolRunner({"t": program(tmp_path, "t", f"touch {marker}\n")}, timeout=5)
+    looped: list = []
+    looped.append(looped)
+    for arguments in ({"x": {1, 2}}, looped):
+        output, is_error = runner.run("t", arguments)
+        assert is_error is True and output.startswith("t not run")
+    assert not marker.exists()
+
+
+def test_output_beyond_the_byte_cap_is_read_and_dropped(tmp_path):
+    # 64,000 bytes of blanks are kept (and trimmed away); what follows them is dropped
+    runner = ToolRunner({"t": program(tmp_path, "t", f"head -c {tools.MAX_OUTPUT_BYTES} "
+                                                      "/dev/zero | tr '\\0' ' '; echo LATE\n"),
+                         "u": program(tmp_path, "u", "printf FIRST; head -c 100000 /dev/zero "
+                                                      "| tr '\\0' x\n")}, timeout=20)
+    assert runner.run("t", {}) == ("", False)
+    output, is_error = runner.run("u", {})  # read in several pieces, kept from the start
+    assert is_error is False and output == "FIRST" + "x" * (MAX_OUTPUT_CHARS - 5)
+
+
+def test_error_output_that_is_not_utf8_is_replaced_not_raised(tmp_path):
+    runner = ToolRunner({"t": program(tmp_path, "t", "printf 'bad \\377 byte' >&2; exit 4\n")},
+                        timeout=10)
+    assert runner.run("t", {}) == ("t failed (exit status 4) bad \ufffd byte", True)
+
+
+# -- programs that exit oddly ----------------------------------------------------------------
+def test_an_answer_after_a_pause_is_waited_for(tmp_path):
+    runner = ToolRunner({"t": program(tmp_path, "t", "sleep 0.4; echo late answer\n")},
+                        timeout=10)
+    assert runner.run("t", {}) == ("late answer", False)
+
+
+def test_a_child_left_holding_the_output_does_not_hold_the_answer(tmp_path):
+    # the program answers and exits; a child it started keeps stdout open for 30 s
+    runner = ToolRunner({"t": program(tmp_path, "t", "sleep 30 &\necho answer\n")}, timeout=8)
+    started = time.monotonic()
+    assert runner.run("t", {}) == ("answer", False)
+    assert time.monotonic() - started < 8
+
+
+def test_a_program_that_closes_its_output_but_runs_on_times_out(tmp_path):
+    runner = ToolRunner({"t": program(tmp_path, "t", "exec >&- 2>&-\nexec sleep 30\n")},
+                        timeout=1.0)
+    started = time.monotonic()
+    output, is_error = runner.run("t", {})
+    assert time.monotonic() - started < 20
+    assert is_error is True and "timed out" in output
+
+
+# -- stopping ----------------------------------------------------------------------------------
+def test_close_kills_running_tools_and_later_calls_do_not_start(tmp_path):
+    import os
+    fifo = tmp_path / "started"
+    os.mkfifo(fifo)
+    marker = tmp_path / "ran"
+    runner = ToolRunner({"slow": program(tmp_path, "slow", f"echo up > {fifo}\nexec sleep 30\n"),
+                         "quick": program(tmp_path, "quick", f"touch {marker}; echo hi\n")},
+                        timeout=30)
+    replies = Replies()
+    runner.submit("slow", {}, replies)
+    with open(fifo) as started:  # returns once the program has opened it
+        assert started.readline() == "up\n"
+    began = time.monotonic()
+    runner.close()
+    [(output, is_error, _)] = replies.wait_for(1)
+    assert is_error is True and "-9" in output  # killed, not timed out after 30 s
+    assert time.monotonic() - began < 20
+    assert runner.run("quick", {}) == ("quick could not start", True)
+    assert not marker.exists()
+
+
+def test_an_unexpected_failure_is_still_answered(tmp_path, caplog):
+    class Weird(dict):  # arguments whose encoding fails in an unforeseen way
+        def items(self):
+            raise RuntimeError("surprise")
+
+    runner = ToolRunner({"t": program(tmp_path, "t", "echo hi\n")}, timeout=5)
+    replies = Replies()
+    with caplog.at_level(logging.ERROR, logger="edgevoice.tools"):
+        runner.submit("t", Weird(a=1), replies)
+        [(output, is_error, _)] = replies.wait_for(1)
+    assert (output, is_error) == ("t failed (RuntimeError)", True)

@@ -113,3 +113,43 @@ def test_credential_wording(tmp_path, monkeypatch):
         parse("[xuna]\nagent_id = a\n")
     assert [str(p) for p in info.value.problems] == [
         f"[xuna] api_key: cannot read credential {tmp_path}/xuna_api_key: Input/output error"]
+
+
+def test_credential_not_text_wording(tmp_path, monkeypatch):
+    (tmp_path / "xuna_api_key").write_bytes(b"key\xff\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    with pytest.raises(ConfigError) as info:
+        parse("[xuna]\nagent_id = a\n")
+    assert [str(p) for p in info.value.problems] == [
+        f"[xuna] api_key: cannot read credential {tmp_path}/xuna_api_key: not UTF-8 text"]
+
+
+def test_tool_refusal_log_wording(tmp_path, caplog):
+    from edgevoice.tools import MAX_ARGUMENT_BYTES
+    runner = ToolRunner({"t": program(tmp_path, "t", "echo hi\n")}, timeout=5)
+    caplog.set_level(logging.WARNING, logger="edgevoice.tools")
+    assert runner.run("t", {"x": {1}}) == ("t not run: its arguments are not JSON (TypeError)", True)
+    assert warnings_of(caplog)[-1] == ("the agent called t with arguments that cannot be encoded "
+                                       "as JSON (TypeError); not run")
+    big = "a" * MAX_ARGUMENT_BYTES
+    assert runner.run("t", big) == (
+        "t not run: its arguments are 262146 bytes, over the 262144-byte limit", True)
+    assert warnings_of(caplog)[-1] == ("the agent called t with 262146 bytes of arguments "
+                                       "(limit 262144); not run")
+    runner.close()
+    assert runner.run("t", {}) == ("t could not start", True)
+    assert warnings_of(caplog)[-1] == "tool t could not start: the daemon is stopping"
+
+
+def test_tool_unexpected_failure_log_wording(tmp_path, caplog):
+    class Weird(dict):
+        def items(self):
+            raise RuntimeError("surprise")
+
+    runner = ToolRunner({"t": program(tmp_path, "t", "echo hi\n")}, timeout=5)
+    answered = threading.Event()
+    caplog.set_level(logging.ERROR, logger="edgevoice.tools")
+    runner.submit("t", Weird(a=1), lambda output, is_error: answered.set())
+    assert answered.wait(10)  # the log line comes before the reply
+    [record] = [r for r in caplog.records if r.name == "edgevoice.tools"]
+    assert record.getMessage() == "tool t failed unexpectedly" and record.exc_info

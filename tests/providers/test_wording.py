@@ -84,6 +84,33 @@ CONFIG_PROBLEMS = [
      ['[audio] output_file: missing; the file backend writes what the speaker plays to this WAV']),
     ('file_output_folder', '[xuna]\nagent_id = a1\n[audio]\nbackend = file\noutput_file = /nonexistent/o.wav\n',
      ['[audio] output_file: its folder /nonexistent does not exist']),
+    ('value_nul', '[xuna]\nagent_id = a1\nprompt = a\x00b\n',
+     ['[xuna] prompt: contains a NUL character; retype the value']),
+    ('value_long', '[xuna]\nagent_id = a1\nprompt = ' + 'p' * 65537 + '\n',
+     ['[xuna] prompt: is 65537 characters long; at most 65536 are accepted']),
+    ('json_constant', '[xuna]\nagent_id = a1\n[napster]\nprovider_settings = {"t": NaN}\n',
+     ['[napster] provider_settings: not usable JSON (NaN is not a number JSON allows); expected an object like {"key": "value"}']),
+    ('json_deep', '[xuna]\nagent_id = a1\n[napster]\nprovider_settings = ' + '[' * 5000 + '\n',
+     ['[napster] provider_settings: not usable JSON (nested too deeply); expected an object like {"key": "value"}']),
+    ('not_finite', '[xuna]\nagent_id = a1\n[audio]\nplayback_buffer_s = inf\n',
+     ["[audio] playback_buffer_s: 'inf' is not a finite number; expected 1 to 600"]),
+    ('number_cut', '[xuna]\nagent_id = a1\n[audio]\nmic_queue_ms = ' + '1234567890' * 6 + 'x\n',
+     ["[audio] mic_queue_ms: '1234567890123456789012345678901234567890' is not a whole number"]),
+    ('path_unusable', '[xuna]\nagent_id = a1\n[agent]\nstate_dir = /tmp/' + 'd' * 300 + '\n',
+     ['[agent] state_dir: unusable path: File name too long']),
+    ('secret_inline_bad', '[xuna]\nagent_id = a1\napi_key = k\x00y\n',
+     ['[xuna] api_key: contains a NUL character or is too long']),
+    ('secret_file_nul', '[xuna]\nagent_id = a1\napi_key_file = /tmp/k\x00y\n',
+     ['[xuna] api_key_file: contains a NUL character']),
+    ('secret_file_not_text', '[xuna]\nagent_id = a1\napi_key_file = {tmp}/binary.key\n',
+     ['[xuna] api_key_file: {tmp}/binary.key is not UTF-8 text']),
+    ('tool_nul', '[xuna]\nagent_id = a1\n[tools]\nlights = /bin/l\x00x\n',
+     ['[tools] lights: contains a NUL character or is too long']),
+    ('room_ir_missing', '[xuna]\nagent_id = a1\n[audio]\nbackend = room\noutput_file = /tmp/o.wav\n',
+     ['[audio] room_ir: missing; the room backend needs the speaker-to-mic impulse response (a WAV)']),
+    ('room_ir_absent', '[xuna]\nagent_id = a1\n[audio]\nbackend = room\nroom_ir = /nonexistent/ir.wav\nroom_user_ir = /nonexistent/u.wav\noutput_file = /tmp/o.wav\n',
+     ['[audio] room_ir: /nonexistent/ir.wav does not exist; give a WAV impulse response',
+      '[audio] room_user_ir: /nonexistent/u.wav does not exist; give a WAV impulse response']),
     ('dup_option', '[xuna]\nagent_id = a\nagent_id = b\n',
      ['[xuna] agent_id: set twice (line 3); keep one']),
     ('dup_section', '[xuna]\nagent_id = a\n[xuna]\n',
@@ -98,6 +125,7 @@ CONFIG_PROBLEMS = [
 @pytest.mark.parametrize("name, text, expected", CONFIG_PROBLEMS, ids=[c[0] for c in CONFIG_PROBLEMS])
 def test_config_problem_wording(name, text, expected, tmp_path):
     (tmp_path / "empty.key").write_text("\n")
+    (tmp_path / "binary.key").write_bytes(b"key\xff\n")
     with pytest.raises(ConfigError) as info:
         parse(text.replace("{tmp}", str(tmp_path)), "/etc/edgevoice/edgevoice.conf")
     assert [str(p) for p in info.value.problems] == [e.replace("{tmp}", str(tmp_path))
@@ -130,6 +158,12 @@ def test_config_tool_and_file_wording(tmp_path):
     assert info.value.path == str(tmp_path)
     assert [str(p) for p in info.value.problems] == [
         f"[file]: cannot read {tmp_path}: not a regular file (a FIFO, device or folder)"]
+    binary = tmp_path / "binary.conf"
+    binary.write_bytes(b"[xuna]\nagent_id = \xff\n")
+    with pytest.raises(ConfigError) as info:
+        load(str(binary))
+    assert str(info.value) == (f"{binary}: 1 problem(s) in the config file:\n"
+                               f"  [file]: {binary} is not UTF-8 text")
 
 
 # -- what each dialect makes of a server's message ----------------------------------------
