@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from edgevoice.config import ini_text as ini  # noqa: F401  (re-exported: INI text from dicts)
+from edgevoice.redact import ScrubbingFormatter
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -255,3 +256,35 @@ class BargeInRun:
         self.t0 = self.handle.t0()
         self.stats = daemon.stats
         self.handle.stop()
+
+
+# -- a [tools] program, and the logs and speaker output of a session ---------------------
+TEMPERATURE_TOOL = """#!/bin/sh
+# answers get_temperature: reads the call's JSON arguments on stdin
+args=$(cat)
+echo "21.5 degrees ($args)"
+"""
+
+
+def temperature_tool(tmp_path) -> str:
+    """A [tools] program for get_temperature that answers with the arguments it got."""
+    path = tmp_path / "get_temperature"
+    path.write_text(TEMPERATURE_TOOL)
+    path.chmod(0o755)
+    return str(path)
+
+
+def no_secret_in(records, *secrets: str) -> None:
+    formatter = ScrubbingFormatter("%(message)s")
+    for record in records:
+        for text in (record.getMessage(), formatter.format(record)):
+            for secret in secrets:
+                assert secret not in text, f"secret in log line: {text}"
+
+
+def answer_ok(handle, reply_seconds: float) -> None:
+    samples, rate, spans = speaker_spans(handle)
+    assert spans, "nothing was played"
+    start, end = spans[-1]
+    assert abs((end - start) - reply_seconds) < 0.3, (spans, reply_seconds)
+    assert answer_matches_question(samples[int(start * rate):int(end * rate)], rate) > 0.8

@@ -1,5 +1,5 @@
-"""The daemon against the local agent for napster (per-session and Omniagent) and navtalk:
-question in, answer out, a function call answered by a real program, history written and
+"""The daemon against the local agent, dialect by dialect (napster per-session and Omniagent,
+navtalk): question in, answer out, a function call answered by a real program, history written and
 replayed, the server's barge-in events flushing playback, and no secret in any log line."""
 
 from __future__ import annotations
@@ -10,38 +10,8 @@ import numpy as np
 import pytest
 
 from edgevoice.history import FILE_NAME, History
-from edgevoice.redact import ScrubbingFormatter
-from tests.support import BargeInRun, answer_matches_question, drained, speaker_spans, wait_until
-
-TOOL = """#!/bin/sh
-# answers get_temperature: reads the call's JSON arguments on stdin
-args=$(cat)
-echo "21.5 degrees ($args)"
-"""
-
-
-def tool(tmp_path) -> str:
-    path = tmp_path / "get_temperature"
-    path.write_text(TOOL)
-    path.chmod(0o755)
-    return str(path)
-
-
-def no_secret_in(records, *secrets: str) -> None:
-    formatter = ScrubbingFormatter("%(message)s")
-    for record in records:
-        for text in (record.getMessage(), formatter.format(record)):
-            for secret in secrets:
-                assert secret not in text, f"secret in log line: {text}"
-
-
-def answer_ok(handle, reply_seconds: float) -> None:
-    samples, rate, spans = speaker_spans(handle)
-    assert spans, "nothing was played"
-    start, end = spans[-1]
-    assert abs((end - start) - reply_seconds) < 0.3, (spans, reply_seconds)
-    assert answer_matches_question(samples[int(start * rate):int(end * rate)], rate) > 0.8
-
+from tests.support import (BargeInRun, answer_ok, drained, no_secret_in, speaker_spans,
+                           temperature_tool, wait_until)
 
 @pytest.mark.parametrize("variant", ["per-session", "omniagent-tolerant-forms"])
 def test_napster_question_answer_function_call_history(make_agent, run_daemon, tmp_path,
@@ -58,7 +28,7 @@ def test_napster_question_answer_function_call_history(make_agent, run_daemon, t
     handle = run_daemon(agent, extra={
         "agent": {"state_dir": str(state)},
         "napster": {"external_client_id": "lobby_pi_1", "tags": "kiosk"},
-        "tools": {"get_temperature": tool(tmp_path)}})
+        "tools": {"get_temperature": temperature_tool(tmp_path)}})
     output = agent.wait_for("function_output", timeout=20)[0]
     reply = agent.wait_for("reply_end", timeout=20)[0]
     wait_until(lambda: drained(handle), 10, "the answer to play out")
@@ -95,7 +65,7 @@ def test_navtalk_history_replayed_answer_and_function_call(make_agent, run_daemo
     agent = make_agent("navtalk", function_call={"name": "get_temperature",
                                                  "arguments": '{"room": "hall"}'})
     handle = run_daemon(agent, extra={"agent": {"state_dir": str(state)},
-                                      "tools": {"get_temperature": tool(tmp_path)}})
+                                      "tools": {"get_temperature": temperature_tool(tmp_path)}})
     updated = agent.wait_for("session_updated", timeout=10)[0]
     items = agent.wait_for("history_item", count=2, timeout=5)
     output = agent.wait_for("function_output", timeout=20)[0]
