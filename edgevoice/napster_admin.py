@@ -68,12 +68,19 @@ def _send(dry_run: bool, method: str, url: str, s, body: dict, what: str, ok: tu
     return _request(method, url, s, body, what, ok)
 
 
+def _missing(settings, key: str, why: str) -> bool:
+    """True, after saying so on stderr, when ``[napster] key`` is not set."""
+    if getattr(settings, key):
+        return False
+    print(f"[napster] {key} is not set: {why}", file=sys.stderr)
+    return True
+
+
 def create_agent(config, name: str | None, dry_run: bool, out=None) -> int:
     out = out if out is not None else sys.stdout  # looked up now: tests and callers swap it
     s = config.napster
-    if not s.companion_id:
-        print("[napster] companion_id is not set: the agent is built from the per-session "
-              "settings, which start with the companion", file=sys.stderr)
+    if _missing(s, "companion_id", "the agent is built from the per-session settings, which "
+                "start with the companion"):
         return 1
     body = agent_body(s, name)
     url = s.api_url.rstrip("/") + AGENTS_PATH
@@ -100,9 +107,7 @@ def create_agent(config, name: str | None, dry_run: bool, out=None) -> int:
 def update_agent(config, name: str | None, dry_run: bool, out=None) -> int:
     out = out if out is not None else sys.stdout
     s = config.napster
-    if not s.agent_id:
-        print("[napster] agent_id is not set: create the agent first "
-              "(edgevoice napster create-agent)", file=sys.stderr)
+    if _missing(s, "agent_id", "create the agent first (edgevoice napster create-agent)"):
         return 1
     body = agent_body(s, name)
     body.pop("companionId", None)  # an agent's companion is chosen when it is created

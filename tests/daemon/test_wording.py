@@ -106,22 +106,17 @@ def test_history_log_wording(tmp_path, caplog):
     assert caplog.records[-1].getMessage() == (
         f"could not write the conversation history to {tmp_path}: Is a directory")
 
-def test_credential_wording(tmp_path, monkeypatch):
-    (tmp_path / "xuna_api_key").symlink_to("/proc/self/mem")  # a file whose read fails (EIO)
+@pytest.mark.parametrize("make, why", [
+    (lambda path: path.symlink_to("/proc/self/mem"), "Input/output error"),  # read fails (EIO)
+    (lambda path: path.write_bytes(b"key\xff\n"), "not UTF-8 text"),
+])
+def test_credential_wording(tmp_path, monkeypatch, make, why):
+    make(tmp_path / "xuna_api_key")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     with pytest.raises(ConfigError) as info:
         parse("[xuna]\nagent_id = a\n")
     assert [str(p) for p in info.value.problems] == [
-        f"[xuna] api_key: cannot read credential {tmp_path}/xuna_api_key: Input/output error"]
-
-
-def test_credential_not_text_wording(tmp_path, monkeypatch):
-    (tmp_path / "xuna_api_key").write_bytes(b"key\xff\n")
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    with pytest.raises(ConfigError) as info:
-        parse("[xuna]\nagent_id = a\n")
-    assert [str(p) for p in info.value.problems] == [
-        f"[xuna] api_key: cannot read credential {tmp_path}/xuna_api_key: not UTF-8 text"]
+        f"[xuna] api_key: cannot read credential {tmp_path}/xuna_api_key: {why}"]
 
 
 def test_tool_refusal_log_wording(tmp_path, caplog):

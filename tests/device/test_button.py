@@ -75,15 +75,20 @@ def test_push_to_talk_press_while_agent_speaks_interrupts_it():
     button.close()
 
 
-def test_push_to_talk_long_press_closes_the_mic_and_restarts():
+@pytest.mark.parametrize("mode, asked", [
+    # push-to-talk: the hold opened the mic; the long press closes it, then restarts
+    ("push-to-talk", [("set_mic_open", True), ("set_mic_open", False), ("restart_session",)]),
+    ("toggle", [("restart_session",)]),  # toggle: a restart only
+])
+def test_long_press_restarts(mode, asked):
     daemon = FakeDaemon(active=True)
-    controller, button, press, release = make_button("push-to-talk", daemon)
+    controller, button, press, release = make_button(mode, daemon)
     press()
     daemon.wait_for("restart_session")
     release()
-    assert daemon.take() == [("set_mic_open", True), ("set_mic_open", False),
-                             ("restart_session",)]
-    assert not controller.mic_open
+    assert daemon.take() == asked
+    if mode == "push-to-talk":
+        assert not controller.mic_open
     button.close()
 
 
@@ -100,16 +105,6 @@ def test_toggle_press_starts_and_next_press_ends():
     daemon.active = False   # the session ended by itself (the agent hung up)
     press(); release()
     assert daemon.take() == [("start_session",)]
-    button.close()
-
-
-def test_toggle_long_press_restarts_only():
-    daemon = FakeDaemon(active=True)
-    controller, button, press, release = make_button("toggle", daemon)
-    press()
-    daemon.wait_for("restart_session")
-    release()
-    assert daemon.take() == [("restart_session",)]
     button.close()
 
 
