@@ -71,6 +71,11 @@ class CallingSession(Session):
     def send_function_timeout(self, call: PendingCall) -> None:
         """Tell the client the call timed out (if the dialect can)."""
 
+    def call_spec(self) -> dict[str, Any] | None:
+        """The function to call on the first utterance: ``options.function_call`` by default
+        (openai and gemini fall back on the first tool the client declared)."""
+        return self.options.function_call
+
     # -- flow -------------------------------------------------------------------------
     def reply_text(self, seconds: float) -> str:
         """The agent's answer; mentions the output of the call just resolved, once."""
@@ -87,7 +92,7 @@ class CallingSession(Session):
         if self.pending_call is not None:
             self.pending_call.utterance = utterance
             return
-        spec = self.options.function_call
+        spec = self.call_spec()
         if spec and self.calls_made == 0:
             self.calls_made += 1
             call = PendingCall(

@@ -94,6 +94,8 @@ class Dialect(ABC):
     name: ClassVar[str]
     #: The path clients open the WebSocket on; any other path is answered 404.
     ws_path: ClassVar[str]
+    #: Further paths the WebSocket is served on (gemini: the ephemeral-token endpoint).
+    extra_ws_paths: ClassVar[tuple[str, ...]] = ()
     #: The session class that runs each accepted connection.
     session_class: ClassVar[type[Session]]
     #: ``AgentOptions.agent_id`` when left at None.
@@ -134,7 +136,7 @@ class Dialect(ABC):
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Judge an opening handshake; a Response refuses it (websockets' ``process_request``)."""
         url = urlsplit(request.path)
-        if url.path != self.ws_path:
+        if url.path != self.ws_path and url.path not in self.extra_ws_paths:
             self.context.record("ws_bad_path", path=url.path)
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
         query = {key: values[0] for key, values in parse_qs(url.query).items()}

@@ -55,6 +55,14 @@ class AgentOptions:
     #: wait this long for the client's function output, then reply anyway
     function_timeout_s: float = 10.0
 
+    # --- openai ---
+    #: send the beta event names (``response.audio.delta``...) instead of the GA ones
+    openai_beta_names: bool = False
+
+    # --- gemini ---
+    #: send ``goAway`` this long after setup, then close a second later; None: never
+    gemini_go_away_after_s: float | None = None
+
     # --- napster ---
     #: napster companionId put in config_values (any non-empty id is accepted)
     companion_id: str = "comp_local"

@@ -58,7 +58,10 @@ class XunaSession(Session):
         message = self.parse_json(text)
         if message is None:
             return
-        kind = message.get("type")
+        self.on_message(message.get("type"), message)
+
+    def on_message(self, kind: Any, message: dict[str, Any]) -> None:
+        """One client message (a JSON object) of type ``kind``."""
         if "user_audio_chunk" in message and kind in (None, "user_audio_chunk"):
             self._audio(message.get("user_audio_chunk"))
         elif kind == "audio":
