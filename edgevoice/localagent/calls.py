@@ -59,6 +59,8 @@ class CallingSession(Session):
         self.pending_call: PendingCall | None = None
         self.calls_made = 0
         self.function_result: tuple[str, str] | None = None  # (name, output) for the next reply
+        #: names of the functions the client told the model about (openai, gemini)
+        self.declared_functions: list[str] = []
 
     # -- hooks for dialects -----------------------------------------------------------
     def send_utterance_heard(self, utterance: SpeechEnded) -> None:
@@ -72,9 +74,11 @@ class CallingSession(Session):
         """Tell the client the call timed out (if the dialect can)."""
 
     def call_spec(self) -> dict[str, Any] | None:
-        """The function to call on the first utterance: ``options.function_call`` by default
-        (openai and gemini fall back on the first tool the client declared)."""
-        return self.options.function_call
+        """The function to call on the first utterance: ``options.function_call``, else the
+        first function the client declared (openai, gemini), with no arguments."""
+        if self.options.function_call or not self.declared_functions:
+            return self.options.function_call
+        return {"name": self.declared_functions[0], "arguments": {}}
 
     # -- flow -------------------------------------------------------------------------
     def reply_text(self, seconds: float) -> str:

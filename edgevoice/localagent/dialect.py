@@ -33,7 +33,7 @@ import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.http11 import Request, Response
@@ -165,3 +165,16 @@ class Dialect(ABC):
             self.context.record("auth_rejected", where="rest", reason="bad_api_key")
             return True
         return False
+
+    def issue_token(self, request: RestRequest, presented: str | None, purpose: str,
+                    ttl_s: float, error: Callable[[int, str, str], RestAnswer]) -> str | RestAnswer:
+        """A token endpoint (openai's client secrets, gemini's ephemeral tokens): a ``POST``
+        showing the REST key (``presented``) gets a one-use token of ``purpose``, recorded as
+        ``http_token``; otherwise ``error(status, code, message)`` (405 or 401)."""
+        if request.method != "POST":
+            return error(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", "use POST")
+        if self.rest_key_refused(presented, self.options.api_key):
+            return error(HTTPStatus.UNAUTHORIZED, "invalid_api_key", "API key not valid")
+        token = self.context.tokens.issue(purpose, ttl_s)
+        self.context.record("http_token", token=token)
+        return token

@@ -92,7 +92,6 @@ class GeminiSession(CallingSession):
         super().__init__(context, connection, auth)
         self.handles: Handles = auth.pop("handles", None) or Handles()
         self.setup: dict[str, Any] | None = None
-        self.functions: list[dict[str, Any]] = []
         self.resumption = False
         self.go_away_at: float | None = None
         self.close_at: float | None = None
@@ -148,7 +147,8 @@ class GeminiSession(CallingSession):
         for tool in field(setup, "tools") or []:
             declared = field(tool, "functionDeclarations")
             if isinstance(declared, list):
-                self.functions += [f for f in declared if isinstance(f, dict)]
+                self.declared_functions += [str(field(f, "name")) for f in declared
+                                            if isinstance(f, dict)]
         self.record("setup", setup=setup, model=field(setup, "model"), resumed=resumed)
         self.send_json({"setupComplete": {}})
         self._resumption_update()
@@ -210,11 +210,6 @@ class GeminiSession(CallingSession):
     def send_utterance_heard(self, utterance: SpeechEnded) -> None:
         self.send_content({"inputTranscription": {"text": user_text(utterance.seconds)}})
 
-    def call_spec(self) -> dict[str, Any] | None:
-        if self.options.function_call or not self.functions:
-            return self.options.function_call
-        return {"name": self.functions[0].get("name"), "arguments": {}}
-
     def send_function_call(self, call: PendingCall) -> None:
         args = call.arguments
         if isinstance(args, str):
@@ -258,14 +253,12 @@ class GeminiDialect(Dialect):
         """``POST`` an ephemeral token (``x-goog-api-key``, or ``Authorization: Bearer``)."""
         if request.path != TOKENS_PATH:
             return None
-        if request.method != "POST":
-            return _error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST")
         presented = request.headers.get("x-goog-api-key") or request.headers.get(
             "Authorization", "").removeprefix("Bearer ")
-        if self.rest_key_refused(presented, self.options.api_key):
-            return _error(HTTPStatus.UNAUTHORIZED, "API key not valid.")
-        name = TOKEN_PREFIX + self.context.tokens.issue(TOKEN_PURPOSE, TOKEN_TTL_S)
-        self.context.record("http_token", token=name)
+        token = self.issue_token(request, presented, TOKEN_PURPOSE, TOKEN_TTL_S, _error)
+        if isinstance(token, RestAnswer):
+            return token
+        name = TOKEN_PREFIX + token
         return RestAnswer(HTTPStatus.OK, {"name": name, "uses": 1})
 
     def authorize_handshake(self, handshake: Handshake) -> dict[str, Any]:
@@ -292,7 +285,7 @@ class GeminiDialect(Dialect):
                 "token_key": self.options.api_key}
 
 
-def _error(status: int, message: str) -> RestAnswer:
-    """Google's error body ``{"error": {"code", "message", "status"}}``."""
+def _error(status: int, code: str, message: str) -> RestAnswer:
+    """Google's error body ``{"error": {"code", "message", "status"}}`` (``code`` unused)."""
     return RestAnswer(status, {"error": {"code": int(status), "message": message,
                                          "status": HTTPStatus(status).name}})

@@ -34,11 +34,12 @@ from typing import Any
 
 from websockets.sync.server import ServerConnection
 
-from .calls import CallingSession, PendingCall, user_text
+from .calls import PendingCall, user_text
 from .context import DialectContext
 from .dialect import Dialect, Handshake, HandshakeRefused, RestAnswer, RestRequest
 from .listener import SpeechEnded
 from .reply import ReplyStream
+from .servervad import RATE, ServerVadSession
 from .session import b64
 
 WS_PATH = "/v1/realtime"
@@ -46,7 +47,6 @@ SECRETS_PATH = "/v1/realtime/client_secrets"
 SECRET_PREFIX = "ek_"
 TOKEN_PURPOSE = "openai"
 SECRET_TTL_S = 600
-RATE = 24000
 LATE_CHUNKS = 3
 GA_NAMES = {"audio": "response.output_audio.delta",
             "audio_done": "response.output_audio.done",
@@ -57,19 +57,13 @@ BETA_NAMES = {"audio": "response.audio.delta", "audio_done": "response.audio.don
               "transcript_done": "response.audio_transcript.done"}
 
 
-class OpenAISession(CallingSession):
+class OpenAISession(ServerVadSession):
     """One Realtime session: server VAD turns, echo answers, cancels and truncates."""
-
-    input_rate = RATE
-    output_rate = RATE
-    conversation_prefix = "sess"
 
     def __init__(
         self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
     ) -> None:
         super().__init__(context, connection, auth)
-        self.tools: list[dict[str, Any]] = []
-        self.speech_started_sent = False
         self.item_of: dict[int, str] = {}  # reply event_id -> its audio item id
         self.sent_of: dict[str, ReplyStream] = {}  # item id -> its reply
         self.generating: ReplyStream | None = None  # response in progress (not done)
@@ -113,11 +107,7 @@ class OpenAISession(CallingSession):
         elif kind == "conversation.item.create":
             self._item(message.get("item"))
         elif kind == "response.create":
-            call = self.pending_call
-            ready = call is not None and call.output is not None
-            self.record("response_create", call_id=call.call_id if ready else None)
-            if ready:
-                self.finish_call()
+            self.response_create()
         elif kind == "response.cancel":
             self._cancel()
         elif kind == "conversation.item.truncate":
@@ -132,9 +122,9 @@ class OpenAISession(CallingSession):
             return
         tools = session.get("tools")
         if isinstance(tools, list):
-            self.tools = [t for t in tools if isinstance(t, dict) and t.get("type") == "function"]
-        self.record("session_update", session=session,
-                    tools=[t.get("name") for t in self.tools])
+            self.declared_functions = [str(t.get("name")) for t in tools if isinstance(t, dict)
+                                       and t.get("type") == "function"]
+        self.record("session_update", session=session, tools=self.declared_functions)
         self.event("session.updated", session=self._session(session))
 
     def _item(self, item: Any) -> None:
@@ -175,20 +165,10 @@ class OpenAISession(CallingSession):
                        audio_end_ms=end_ms)
 
     # -- turns ---
-    def _speech_started(self) -> None:
-        if not self.speech_started_sent:
-            self.speech_started_sent = True
-            ms = round(self.audio_seconds * 1000)
-            self.event("input_audio_buffer.speech_started", audio_start_ms=ms,
-                       item_id=self.context.next_id("item"))
-
-    def on_user_speech_start(self) -> None:
-        self._speech_started()
-
-    def take_user_audio(self, pcm: bytes) -> None:
-        super().take_user_audio(pcm)
-        if not self.listener.active:
-            self.speech_started_sent = False
+    def send_speech_started(self) -> None:
+        ms = round(self.audio_seconds * 1000)
+        self.event("input_audio_buffer.speech_started", audio_start_ms=ms,
+                   item_id=self.context.next_id("item"))
 
     def send_utterance_heard(self, utterance: SpeechEnded) -> None:
         self.speech_started_sent = False
@@ -198,11 +178,6 @@ class OpenAISession(CallingSession):
         self.event("input_audio_buffer.committed", item_id=item_id)
         self.event("conversation.item.input_audio_transcription.completed", item_id=item_id,
                    content_index=0, transcript=user_text(utterance.seconds))
-
-    def call_spec(self) -> dict[str, Any] | None:
-        if self.options.function_call or not self.tools:
-            return self.options.function_call
-        return {"name": self.tools[0].get("name"), "arguments": {}}
 
     def send_function_call(self, call: PendingCall) -> None:
         arguments = call.arguments
@@ -259,7 +234,7 @@ class OpenAISession(CallingSession):
 
     def send_interruption(self, reply: ReplyStream) -> None:
         """The server VAD heard the user over its answer (``turn_detected``)."""
-        self._speech_started()
+        self.speech_started()
         if self.generating is reply:
             self._done(reply, "cancelled", "turn_detected")
         self._late_audio(reply)
@@ -294,13 +269,11 @@ class OpenAIDialect(Dialect):
         """``POST`` a client secret (``Authorization: Bearer <api_key>``)."""
         if request.path != SECRETS_PATH:
             return None
-        if request.method != "POST":
-            return _error(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", "use POST")
         presented = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if self.rest_key_refused(presented, self.options.api_key):
-            return _error(HTTPStatus.UNAUTHORIZED, "invalid_api_key", "Incorrect API key")
-        value = SECRET_PREFIX + self.context.tokens.issue(TOKEN_PURPOSE, SECRET_TTL_S)
-        self.context.record("http_token", token=value)
+        token = self.issue_token(request, presented, TOKEN_PURPOSE, SECRET_TTL_S, _error)
+        if isinstance(token, RestAnswer):
+            return token
+        value = SECRET_PREFIX + token
         return RestAnswer(HTTPStatus.OK, {"value": value,
                                           "expires_at": int(time.time()) + SECRET_TTL_S,
                                           "session": {"type": "realtime"}})
