@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import threading
 from http import HTTPStatus
@@ -52,13 +51,11 @@ MAX_HANDLES = 256
 
 
 def field(obj: Any, camel: str) -> Any:
-    """``obj[camel]``, or its snake_case spelling."""
+    """``obj[camel]``, or ``obj[camel_in_snake_case]``: proto JSON takes both spellings."""
     if not isinstance(obj, dict):
         return None
-    value = obj.get(camel)
-    if value is None:
-        value = obj.get(re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel))
-    return value
+    snake = "".join("_" + c.lower() if c.isupper() else c for c in camel)
+    return obj[camel] if obj.get(camel) is not None else obj.get(snake)
 
 
 class Handles:

@@ -47,7 +47,6 @@ SECRETS_PATH = "/v1/realtime/client_secrets"
 SECRET_PREFIX = "ek_"
 TOKEN_PURPOSE = "openai"
 SECRET_TTL_S = 600
-LATE_CHUNKS = 3
 GA_NAMES = {"audio": "response.output_audio.delta",
             "audio_done": "response.output_audio.done",
             "transcript": "response.output_audio_transcript.delta",
@@ -237,7 +236,7 @@ class OpenAISession(ServerVadSession):
         self.speech_started()
         if self.generating is reply:
             self._done(reply, "cancelled", "turn_detected")
-        self._late_audio(reply)
+        self.send_late_audio(reply)
 
     def _cut(self, reply: ReplyStream, reason: str, now: float) -> None:
         """Cancel the response in progress at the client's request."""
@@ -247,15 +246,7 @@ class OpenAISession(ServerVadSession):
                     played_s=round(now - reply.start, 3) if reply.start else 0.0,
                     sent_s=reply.sent_seconds)
         self._record_reply_end(reply, interrupted=True)
-        self._late_audio(reply)
-
-    def _late_audio(self, reply: ReplyStream) -> None:
-        if self.options.late_audio_after_interrupt:
-            late = reply.remaining()[:LATE_CHUNKS]
-            late += [bytes(self.chunk_bytes())] * (LATE_CHUNKS - len(late))
-            for chunk in late:
-                self.send_reply_chunk(reply, chunk)
-            self.record("late_audio_sent", event_id=reply.event_id, chunks=len(late))
+        self.send_late_audio(reply)
 
 
 class OpenAIDialect(Dialect):
@@ -266,9 +257,10 @@ class OpenAIDialect(Dialect):
     session_class = OpenAISession
 
     def rest_route(self, request: RestRequest) -> RestAnswer | None:
+        return self.client_secret(request) if request.path == SECRETS_PATH else None
+
+    def client_secret(self, request: RestRequest) -> RestAnswer:
         """``POST`` a client secret (``Authorization: Bearer <api_key>``)."""
-        if request.path != SECRETS_PATH:
-            return None
         presented = request.headers.get("Authorization", "").removeprefix("Bearer ")
         token = self.issue_token(request, presented, TOKEN_PURPOSE, SECRET_TTL_S, _error)
         if isinstance(token, RestAnswer):

@@ -45,7 +45,8 @@ class AgentOptions:
     stall: bool = False  #: stop reading and writing but keep the socket open
     send_garbage: bool = False  #: send one of each kind of malformed message after opening
     garbage_big_bytes: int = 2_000_000  #: size of the oversized garbage text message
-    late_audio_after_interrupt: bool = False  #: xuna: 3 more chunks of the interrupted response
+    #: xuna, elevenlabs, openai: 3 more chunks of the interrupted response
+    late_audio_after_interrupt: bool = False
     slow_token_s: float = 0.0  #: delay before every REST answer
     error_code: str | None = None  #: voiceapi: send this error right after auth, then close
 

@@ -52,6 +52,9 @@ BINARY_GARBAGE = b"\x00\x01\x02 binary garbage \xff"
 BAD_BASE64 = "@@not*base64@@"
 ODD_LENGTH_PCM = b"\x01\x02\x03"
 
+#: Chunks of an interrupted reply sent after the interruption (``late_audio_after_interrupt``).
+LATE_CHUNKS = 3
+
 #: Longest the loop sleeps in ``recv``: bounds how fast run-time option changes take effect.
 MAX_WAIT_S = 0.05
 
@@ -132,6 +135,16 @@ class Session:
 
     def send_interruption(self, reply: ReplyStream) -> None:
         """Tell the client the reply was cut off (if the dialect can)."""
+
+    def send_late_audio(self, reply: ReplyStream) -> None:
+        """With ``late_audio_after_interrupt``: :data:`LATE_CHUNKS` more chunks of an
+        interrupted reply (what is left of it, then silence), as real servers still send."""
+        if self.options.late_audio_after_interrupt:
+            late = reply.remaining()[:LATE_CHUNKS]
+            late += [bytes(self.chunk_bytes())] * (LATE_CHUNKS - len(late))
+            for chunk in late:
+                self.send_reply_chunk(reply, chunk)
+            self.record("late_audio_sent", event_id=reply.event_id, chunks=len(late))
 
     def malformed_messages(self) -> list[str | bytes]:
         """The dialect's own malformed messages for :meth:`garbage`."""

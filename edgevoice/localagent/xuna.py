@@ -24,7 +24,6 @@ WS_PATH = "/v1/convai/conversation"
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
 TOKEN_PURPOSE = "xuna"
 SIGNED_URL_TTL_S = 15 * 60
-LATE_CHUNKS = 3
 
 
 class XunaSession(Session):
@@ -128,12 +127,7 @@ class XunaSession(Session):
 
     def send_interruption(self, reply: ReplyStream) -> None:
         self.send_json({"type": "interruption", "interruption_event": {"event_id": reply.event_id}})
-        if self.options.late_audio_after_interrupt:
-            late = reply.remaining()[:LATE_CHUNKS]
-            late += [bytes(self.chunk_bytes())] * (LATE_CHUNKS - len(late))
-            for chunk in late:
-                self.send_reply_chunk(reply, chunk)
-            self.record("late_audio_sent", event_id=reply.event_id, chunks=len(late))
+        self.send_late_audio(reply)
 
     # -- misbehaviour ---
     def malformed_messages(self) -> list[str | bytes]:
