@@ -12,7 +12,8 @@ import requests
 import websocket
 
 from tests.localagent.test_xuna import xuna_send_audio
-from tests.support.localagent import KEY, TIMEOUT, recv_json, recv_until
+from tests.support.localagent import (KEY, TIMEOUT, recv_json, recv_until,
+                                      talk_over_the_answer)
 
 
 def test_signed_url_tool_call_contextual_update_and_pings(make_agent, question):
@@ -59,9 +60,7 @@ def test_talking_over_the_answer_interrupts_then_late_audio(make_agent, question
     agent = make_agent("elevenlabs", ping_interval=0, late_audio_after_interrupt=True)
     ws = websocket.create_connection(
         f"{agent.ws_base}/v1/convai/conversation?agent_id=local-agent", timeout=TIMEOUT)
-    xuna_send_audio(ws, question)
-    recv_until(ws, "audio")
-    xuna_send_audio(ws, question)
+    talk_over_the_answer(ws, xuna_send_audio, question, "audio")
     interruption, _ = recv_until(ws, "interruption")
     assert interruption["interruption_event"]["event_id"] == 1
     late = [recv_json(ws) for _ in range(3)]

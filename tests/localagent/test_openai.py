@@ -13,7 +13,7 @@ import websocket
 
 from edgevoice.localagent import LocalAgent
 from tests.support.localagent import (KEY, NAV_FRAME_BYTES, TIMEOUT, chunks, recv_until,
-                                      recv_until_closed)
+                                      recv_until_closed, talk_over_the_answer)
 from tests.support.messages import b64
 
 TOOLS = [{"type": "function", "name": "get_temperature", "description": "Room temperature",
@@ -123,9 +123,7 @@ def test_cancel_and_truncate_with_beta_names(make_agent, question24):
 def test_talking_over_the_answer_cancels_it(make_agent, question24):
     agent = make_agent("openai", late_audio_after_interrupt=True)
     ws = connect(agent)
-    send_audio(ws, question24)
-    recv_until(ws, "response.output_audio.delta")
-    send_audio(ws, question24)
+    talk_over_the_answer(ws, send_audio, question24, "response.output_audio.delta")
     done, before = recv_until(ws, "response.done")
     assert (done["response"]["status"], done["response"]["status_details"]["reason"]) == (
         "cancelled", "turn_detected")
