@@ -66,6 +66,7 @@ class OpenAISession(ServerVadSession):
         self.item_of: dict[int, str] = {}  # reply event_id -> its audio item id
         self.sent_of: dict[str, ReplyStream] = {}  # item id -> its reply
         self.generating: ReplyStream | None = None  # response in progress (not done)
+        self.transcript = ""  # of the reply under way, for its transcript.done
         self.names = BETA_NAMES if self.options.openai_beta_names else GA_NAMES
 
     def event(self, kind: str, **fields: Any) -> None:
