@@ -20,6 +20,7 @@
   ``conversation.item.truncate``: recorded as ``truncate`` (item_id, audio_end_ms,
   sent_ms) and confirmed with ``conversation.item.truncated``; an ``audio_end_ms`` beyond
   the audio sent of that item is an ``error`` (``invalid_value``).
+- ``options.close_after_s``: close 1001 "session hit the maximum duration".
 - Function calls: on the first utterance, ``options.function_call`` or else the first tool
   the client declared is called (``response.function_call_arguments.done``); the answer
   starts on the ``response.create`` that follows its ``function_call_output`` item.
@@ -91,6 +92,11 @@ class OpenAISession(ServerVadSession):
             if isinstance(audio, dict):
                 audio.setdefault("output", {})["format"] = {"type": "audio/pcm", "rate": RATE}
         return session
+
+    def close_normally(self, reason: str) -> None:
+        if reason == "close_after_s":  # what OpenAI does when a session reaches its limit
+            self.close(1001, "Your session hit the maximum duration of 60 minutes.")
+        super().close_normally(reason)
 
     # -- receive ---
     def on_text(self, text: str) -> None:

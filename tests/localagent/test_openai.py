@@ -132,3 +132,9 @@ def test_talking_over_the_answer_cancels_it(make_agent, question24):
     assert late["item_id"] == done["response"]["output"][0]["id"]
     assert agent.wait_for("interrupted")[0].data["event_id"] == 1
     ws.close()
+
+
+def test_a_session_at_its_maximum_duration_is_closed_1001(make_agent):
+    agent = make_agent("openai", close_after_s=0.2)
+    _, code, reason = recv_until_closed(connect(agent))
+    assert code == 1001 and "maximum duration" in reason
