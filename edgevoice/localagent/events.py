@@ -21,7 +21,7 @@ id ``"conn_3"``; navtalk the sessionId ``"sess_3"``):
 - lifecycle: ``ws_open`` (xuna: auth public|signed [+ token]; voiceapi: token; napster:
   auth header|query|both, connection_id; navtalk: by avatarId|name, avatar),
   ``ws_closed`` (by: server|client, code, reason, audio_s), ``stalled``,
-  ``garbage_sent`` (count), ``error_sent`` (voiceapi: code, close_code; napster: message),
+  ``garbage_sent`` (count), ``error_sent`` (voiceapi, elevenlabs: code, close_code; napster: message),
   navtalk: ``warning_sent`` (message), ``session_updated`` (history_items)
 - client messages: ``client_init`` (message, first), ``user_activity``, ``pong_ok``
   (event_id, rtt_ms), ``pong_bad`` (event_id), ``tool_result`` (message),

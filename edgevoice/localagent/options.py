@@ -56,6 +56,12 @@ class AgentOptions:
     #: wait this long for the client's function output, then reply anyway
     function_timeout_s: float = 10.0
 
+    # --- elevenlabs ---
+    #: close 1002 (``transport_receive_timeout``) after this long without client input
+    elevenlabs_receive_timeout_s: float | None = None
+    #: refuse a ``conversation_config_override`` (``override_error``, close 1008)
+    elevenlabs_refuse_overrides: bool = False
+
     # --- openai ---
     #: send the beta event names (``response.audio.delta``...) instead of the GA ones
     openai_beta_names: bool = False

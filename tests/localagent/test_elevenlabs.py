@@ -12,7 +12,7 @@ import requests
 import websocket
 
 from tests.localagent.test_xuna import xuna_send_audio
-from tests.support.localagent import (KEY, TIMEOUT, recv_json, recv_until,
+from tests.support.localagent import (KEY, TIMEOUT, recv_json, recv_until, recv_until_closed,
                                       talk_over_the_answer)
 
 
@@ -67,3 +67,20 @@ def test_talking_over_the_answer_interrupts_then_late_audio(make_agent, question
     assert [m["audio_event"]["event_id"] for m in late] == [1, 1, 1]  # to be dropped
     assert agent.wait_for("late_audio_sent")[0].data["chunks"] == 3
     ws.close()
+
+
+def test_closing_errors_a_refused_override_and_no_input(make_agent):
+    agent = make_agent("elevenlabs", elevenlabs_refuse_overrides=True,
+                       elevenlabs_receive_timeout_s=0.5)
+    url = f"{agent.ws_base}/v1/convai/conversation?agent_id=local-agent"
+    ws = websocket.create_connection(url, timeout=TIMEOUT)
+    ws.send(json.dumps({"type": "conversation_initiation_client_data",
+                        "conversation_config_override": {"agent": {"language": "xx"}}}))
+    received, code, _ = recv_until_closed(ws)
+    error = [m for m in received if m.get("type") == "error"][0]["error_event"]
+    assert (code, error["error_type"]) == (1008, "override_error")
+    ws = websocket.create_connection(url, timeout=TIMEOUT)  # then silence
+    received, code, reason = recv_until_closed(ws)
+    error = [m for m in received if m.get("type") == "error"][0]["error_event"]
+    assert (code, error["error_type"]) == (1002, "transport_receive_timeout")
+    assert "No user input" in reason
