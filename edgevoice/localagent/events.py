@@ -34,7 +34,7 @@ id ``"conn_3"``; navtalk the sessionId ``"sess_3"``):
   ``history_item`` (role, text), ``response_create`` (call_id or None), ``response_cancel``
   (active), ``truncate`` (item_id, audio_end_ms, sent_ms); gemini: ``setup`` (setup,
   model, resumed: the conversation id a handle continued, or None), ``resume_refused``,
-  ``go_away_sent``, ``client_command`` (command)
+  ``go_away_sent``, ``client_command`` (command), ``function_cancelled`` (call_id)
 - function calls (napster, navtalk, elevenlabs, openai, gemini): ``function_called`` (call_id, name, arguments),
   ``function_output`` (call_id, output), ``function_output_unexpected`` (call_id, output),
   ``function_timeout`` (call_id, got_output)

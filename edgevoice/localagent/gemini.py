@@ -14,7 +14,8 @@
 - Talking over the answer: ``serverContent.interrupted`` then ``turnComplete``.
 - Function calls: on the first utterance, ``options.function_call`` or else the first
   declared function: ``toolCall`` and, once ``toolResponse.functionResponses[].id``
-  answers it, the answer (see :mod:`.calls`).
+  answers it, the answer (see :mod:`.calls`); ``gemini_cancel_tool_calls`` takes each
+  call back at once (``toolCallCancellation``, recorded as ``function_cancelled``).
 - With ``sessionResumption`` in the setup: a ``sessionResumptionUpdate`` with a fresh
   handle after setup and after each turn; a later ``setup`` naming a known handle
   continues that conversation id (``setup`` ``resumed``: that id), an unknown one is closed 1007.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -213,6 +215,10 @@ class GeminiSession(CallingSession):
             args = json.loads(args or "{}")
         self.send_json({"toolCall": {"functionCalls": [
             {"id": call.call_id, "name": call.name, "args": args}]}})
+        if self.options.gemini_cancel_tool_calls:  # answered now, as on a timeout
+            self.send_json({"toolCallCancellation": {"ids": [call.call_id]}})
+            self.record("function_cancelled", call_id=call.call_id)
+            call.deadline = time.monotonic()
 
     # -- replies ---
     def send_reply_intro(self, reply: ReplyStream, seconds: float) -> None:

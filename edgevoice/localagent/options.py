@@ -69,6 +69,8 @@ class AgentOptions:
     # --- gemini ---
     #: send ``goAway`` this long after setup, then close a second later; None: never
     gemini_go_away_after_s: float | None = None
+    #: take each toolCall back at once (``toolCallCancellation``) and answer without it
+    gemini_cancel_tool_calls: bool = False
 
     # --- napster ---
     #: napster companionId put in config_values (any non-empty id is accepted)

@@ -138,3 +138,18 @@ def test_talking_over_the_answer_interrupts_and_go_away_closes(make_agent, quest
     assert go_away["goAway"]["timeLeft"] == "1s"
     _, code, _ = recv_until_closed(ws)
     assert code == 1000
+
+
+def test_a_cancelled_tool_call_is_answered_without_its_output(make_agent, question):
+    agent = make_agent("gemini", gemini_cancel_tool_calls=True,
+                       function_call={"name": "get_temperature", "arguments": {}})
+    ws = connect(agent)
+    setup(ws)
+    send_audio(ws, question)
+    call, _ = until(ws, lambda m: "toolCall" in m)
+    cancel, _ = recv(ws)
+    call_id = call["toolCall"]["functionCalls"][0]["id"]
+    assert cancel == {"toolCallCancellation": {"ids": [call_id]}}
+    until(ws, content("modelTurn"))  # the answer comes without the call
+    assert agent.wait_for("function_cancelled")[0].data["call_id"] == call_id
+    ws.close()
