@@ -6,9 +6,10 @@ pings, scheduled closes) and ``recv`` with a short timeout, so user audio keeps 
 while a reply streams out. That is what lets barge-in be detected mid-reply.
 
 Each dialect's session subclass (:mod:`.xuna`, :mod:`.voiceapi`, :mod:`.napster`,
-:mod:`.navtalk`, :mod:`.elevenlabs`, :mod:`.openai`, :mod:`.gemini`) provides the wire format through the ``on_*`` / ``send_*`` hooks. A session
-receives the agent's :class:`~edgevoice.localagent.context.DialectContext`, the connection
-and what the handshake said of it (``auth``), and nothing else. User audio arrives at
+:mod:`.navtalk`, :mod:`.elevenlabs`, :mod:`.openai`, :mod:`.gemini`) provides the wire
+format through the ``on_*`` / ``send_*`` hooks. A session receives the agent's
+:class:`~edgevoice.localagent.context.DialectContext`, the connection and what the
+handshake said of it (``auth``), and nothing else. User audio arrives at
 ``input_rate`` (24 kHz for navtalk and openai) and is resampled to the VAD's 16 kHz here.
 """
 
