@@ -60,6 +60,8 @@ def run_daemon(tmp_path):
 
     def start(agent, input_wav=None, extra: dict | None = None, listeners=()) -> RunningDaemon:
         sections = agent.config_values()
+        # history and other state stay in the test's own folder (not /var/lib/edgevoice)
+        sections["agent"]["state_dir"] = str(tmp_path / "state")
         output = tmp_path / f"speaker{len(running)}.wav"
         sections["audio"] = {"backend": "file", "input_file": str(input_wav or QUESTION_WAV),
                              "output_file": str(output)}

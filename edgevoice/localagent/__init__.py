@@ -1,9 +1,9 @@
 """A local stand-in for the cloud voice agents edgevoice talks to.
 
-Speaks the ``xuna``, ``voiceapi``, ``napster`` and ``navtalk`` dialects on loopback
-(WebSocket + REST), echoes each user utterance back as the agent's reply, and can
-misbehave on request. It is written from the protocol specs alone and shares no code
-with the daemon's providers.
+Speaks the ``xuna``, ``voiceapi``, ``napster``, ``navtalk``, ``elevenlabs``, ``openai`` and
+``gemini`` dialects on loopback (WebSocket + REST), echoes each user utterance back as the
+agent's reply, and can misbehave on request. It is written from the protocol specs alone
+and shares no code with the daemon's providers.
 
 Each dialect is one :class:`Dialect` subclass (``xuna.XunaDialect``...) registered in
 :mod:`.registry` under its name in ``arguments.DIALECT_NAMES``; it sees the agent only

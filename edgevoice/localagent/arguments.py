@@ -27,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, default=None,
                         help="REST port (default: --port + 1, or a free port with --port 0)")
     parser.add_argument("--output-rate", type=int, default=16000,
-                        help="xuna reply audio rate in Hz (default %(default)s)")
+                        help="xuna, elevenlabs: reply audio rate in Hz (default %(default)s)")
     parser.add_argument("--private", action="store_true",
-                        help="xuna: require a signed URL (private agent)")
+                        help="xuna, elevenlabs: require a signed URL (private agent)")
     parser.add_argument("--omniagent", action="store_true",
                         help="napster: print agent_id so the daemon uses Omniagent connections")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),

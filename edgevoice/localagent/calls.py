@@ -59,6 +59,8 @@ class CallingSession(Session):
         self.pending_call: PendingCall | None = None
         self.calls_made = 0
         self.function_result: tuple[str, str] | None = None  # (name, output) for the next reply
+        #: names of the functions the client told the model about (openai, gemini)
+        self.declared_functions: list[str] = []
 
     # -- hooks for dialects -----------------------------------------------------------
     def send_utterance_heard(self, utterance: SpeechEnded) -> None:
@@ -70,6 +72,13 @@ class CallingSession(Session):
 
     def send_function_timeout(self, call: PendingCall) -> None:
         """Tell the client the call timed out (if the dialect can)."""
+
+    def call_spec(self) -> dict[str, Any] | None:
+        """The function to call on the first utterance: ``options.function_call``, else the
+        first function the client declared (openai, gemini), with no arguments."""
+        if self.options.function_call or not self.declared_functions:
+            return self.options.function_call
+        return {"name": self.declared_functions[0], "arguments": {}}
 
     # -- flow -------------------------------------------------------------------------
     def reply_text(self, seconds: float) -> str:
@@ -87,7 +96,7 @@ class CallingSession(Session):
         if self.pending_call is not None:
             self.pending_call.utterance = utterance
             return
-        spec = self.options.function_call
+        spec = self.call_spec()
         if spec and self.calls_made == 0:
             self.calls_made += 1
             call = PendingCall(

@@ -33,7 +33,7 @@ import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.http11 import Request, Response
@@ -94,6 +94,8 @@ class Dialect(ABC):
     name: ClassVar[str]
     #: The path clients open the WebSocket on; any other path is answered 404.
     ws_path: ClassVar[str]
+    #: Further paths the WebSocket is served on (gemini: the ephemeral-token endpoint).
+    extra_ws_paths: ClassVar[tuple[str, ...]] = ()
     #: The session class that runs each accepted connection.
     session_class: ClassVar[type[Session]]
     #: ``AgentOptions.agent_id`` when left at None.
@@ -134,7 +136,7 @@ class Dialect(ABC):
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Judge an opening handshake; a Response refuses it (websockets' ``process_request``)."""
         url = urlsplit(request.path)
-        if url.path != self.ws_path:
+        if url.path != self.ws_path and url.path not in self.extra_ws_paths:
             self.context.record("ws_bad_path", path=url.path)
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
@@ -163,3 +165,16 @@ class Dialect(ABC):
             self.context.record("auth_rejected", where="rest", reason="bad_api_key")
             return True
         return False
+
+    def issue_token(self, request: RestRequest, presented: str | None, purpose: str,
+                    ttl_s: float, error: Callable[[int, str, str], RestAnswer]) -> str | RestAnswer:
+        """A token endpoint (openai's client secrets, gemini's ephemeral tokens): a ``POST``
+        showing the REST key (``presented``) gets a one-use token of ``purpose``, recorded as
+        ``http_token``; otherwise ``error(status, code, message)`` (405 or 401)."""
+        if request.method != "POST":
+            return error(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", "use POST")
+        if self.rest_key_refused(presented, self.options.api_key):
+            return error(HTTPStatus.UNAUTHORIZED, "invalid_api_key", "API key not valid")
+        token = self.context.tokens.issue(purpose, ttl_s)
+        self.context.record("http_token", token=token)
+        return token

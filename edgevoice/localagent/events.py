@@ -10,7 +10,8 @@ sleeping::
 Kinds (session events also carry ``conversation``: ``"conv_3"``; napster the connection
 id ``"conn_3"``; navtalk the sessionId ``"sess_3"``):
 
-- REST: ``http_signed_url`` (agent_id), ``http_token`` (token), ``http_heartbeat``;
+- REST: ``http_signed_url`` (agent_id), ``http_token`` (token; openai client secrets and
+  gemini ephemeral tokens too), ``http_heartbeat``;
   napster: ``http_ws_connection`` (connection_id, body), ``http_agent_connection``
   (connection_id, agent_id, body), ``http_agent_create`` (agent_id, body),
   ``http_agent_update`` (agent_id, body), ``http_agent_channel`` (agent_id, channel_type,
@@ -20,7 +21,8 @@ id ``"conn_3"``; navtalk the sessionId ``"sess_3"``):
 - lifecycle: ``ws_open`` (xuna: auth public|signed [+ token]; voiceapi: token; napster:
   auth header|query|both, connection_id; navtalk: by avatarId|name, avatar),
   ``ws_closed`` (by: server|client, code, reason, audio_s), ``stalled``,
-  ``garbage_sent`` (count), ``error_sent`` (voiceapi: code, close_code; napster: message),
+  ``garbage_sent`` (count), ``error_sent`` (voiceapi, elevenlabs: code, close_code;
+  napster: message),
   navtalk: ``warning_sent`` (message), ``session_updated`` (history_items)
 - client messages: ``client_init`` (message, first), ``user_activity``, ``pong_ok``
   (event_id, rtt_ms), ``pong_bad`` (event_id), ``tool_result`` (message),
@@ -29,7 +31,13 @@ id ``"conn_3"``; navtalk the sessionId ``"sess_3"``):
   per key); navtalk: ``history_item`` (role, text, ready), ``audio_before_ready`` (bytes),
   ``text_input`` (text), ``response_create`` (call_id or None), ``client_webrtc`` (type),
   ``client_command`` (command)
-- function calls (napster, navtalk): ``function_called`` (call_id, name, arguments),
+- elevenlabs: ``contextual_update`` (text); openai: ``session_update`` (session, tools),
+  ``history_item`` (role, text), ``response_create`` (call_id or None), ``response_cancel``
+  (active), ``truncate`` (item_id, audio_end_ms, sent_ms); gemini: ``setup`` (setup,
+  model, resumed: the conversation id a handle continued, or None), ``resume_refused``,
+  ``go_away_sent``, ``client_command`` (command), ``function_cancelled`` (call_id)
+- function calls (napster, navtalk, elevenlabs, openai, gemini): ``function_called``
+  (call_id, name, arguments),
   ``function_output`` (call_id, output), ``function_output_unexpected`` (call_id, output),
   ``function_timeout`` (call_id, got_output)
 - audio: ``audio_first`` (bytes), ``user_speech_start`` (at: onset, session-audio

@@ -51,15 +51,15 @@ from typing import Any
 
 from websockets.sync.server import ServerConnection
 
-from .calls import CallingSession, PendingCall, user_text
+from .calls import PendingCall, user_text
 from .context import DialectContext
 from .dialect import Dialect, Handshake
 from .listener import SpeechEnded
 from .reply import ReplyStream
+from .servervad import ServerVadSession
 from .session import BAD_BASE64, BINARY_GARBAGE, ODD_LENGTH_PCM, b64, dumps
 
 WS_PATH = "/wss/v2/realtime-chat"
-RATE = 24000
 MAX_AUDIO_B64_CHARS = 4096
 ICE_SERVERS = [
     {"urls": ["stun:127.0.0.1:3478"]},
@@ -73,12 +73,8 @@ FAKE_CANDIDATE = {
 }
 
 
-class NavTalkSession(CallingSession):
+class NavTalkSession(ServerVadSession):
     """A navtalk conversation: connect events, history window, 24 kHz audio, function calls."""
-
-    output_rate = RATE
-    input_rate = RATE
-    conversation_prefix = "sess"
 
     def __init__(
         self, context: DialectContext, connection: ServerConnection, auth: dict[str, Any]
@@ -87,7 +83,6 @@ class NavTalkSession(CallingSession):
         self.created_at: float | None = None
         self.ready = False
         self.history: list[dict[str, Any]] = []
-        self.speech_started_sent = False
         self.reply_texts: dict[int, str] = {}
         self.noise_sent: set[int] = set()
 
@@ -179,11 +174,7 @@ class NavTalkSession(CallingSession):
             item = message.get("item", payload.get("item"))
             self._item(item)
         elif kind == "response.create":
-            call = self.pending_call
-            ready = call is not None and call.output is not None
-            self.record("response_create", call_id=call.call_id if ready else None)
-            if ready:
-                self.finish_call()
+            self.response_create()
         elif kind == "realtime.input_text":
             text_in = next((payload[key] for key in ("content", "text")
                             if isinstance(payload.get(key), str)), None)
@@ -238,18 +229,8 @@ class NavTalkSession(CallingSession):
         self.record("history_item", ready=self.ready, **entry)
 
     # -- turns ---
-    def _speech_started(self) -> None:
-        if not self.speech_started_sent:
-            self.speech_started_sent = True
-            self.send_event("realtime.input_audio_buffer.speech_started")
-
-    def on_user_speech_start(self) -> None:
-        self._speech_started()
-
-    def take_user_audio(self, pcm: bytes) -> None:
-        super().take_user_audio(pcm)
-        if not self.listener.active:  # utterance over (answered or dropped as too short)
-            self.speech_started_sent = False
+    def send_speech_started(self) -> None:
+        self.send_event("realtime.input_audio_buffer.speech_started")
 
     def send_utterance_heard(self, utterance: SpeechEnded) -> None:
         self.speech_started_sent = False
@@ -299,7 +280,7 @@ class NavTalkSession(CallingSession):
 
     def send_interruption(self, reply: ReplyStream) -> None:
         self.reply_texts.pop(reply.event_id, None)
-        self._speech_started()
+        self.speech_started()
 
     # -- misbehaviour ---
     def malformed_messages(self) -> list[str | bytes]:

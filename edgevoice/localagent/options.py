@@ -45,7 +45,8 @@ class AgentOptions:
     stall: bool = False  #: stop reading and writing but keep the socket open
     send_garbage: bool = False  #: send one of each kind of malformed message after opening
     garbage_big_bytes: int = 2_000_000  #: size of the oversized garbage text message
-    late_audio_after_interrupt: bool = False  #: xuna: 3 more chunks of the interrupted response
+    #: xuna, elevenlabs, openai: 3 more chunks of the interrupted response
+    late_audio_after_interrupt: bool = False
     slow_token_s: float = 0.0  #: delay before every REST answer
     error_code: str | None = None  #: voiceapi: send this error right after auth, then close
 
@@ -54,6 +55,22 @@ class AgentOptions:
     function_call: dict[str, Any] | None = None
     #: wait this long for the client's function output, then reply anyway
     function_timeout_s: float = 10.0
+
+    # --- elevenlabs ---
+    #: close 1002 (``transport_receive_timeout``) after this long without client input
+    elevenlabs_receive_timeout_s: float | None = None
+    #: refuse a ``conversation_config_override`` (``override_error``, close 1008)
+    elevenlabs_refuse_overrides: bool = False
+
+    # --- openai ---
+    #: send the beta event names (``response.audio.delta``...) instead of the GA ones
+    openai_beta_names: bool = False
+
+    # --- gemini ---
+    #: send ``goAway`` this long after setup, then close a second later; None: never
+    gemini_go_away_after_s: float | None = None
+    #: take each toolCall back at once (``toolCallCancellation``) and answer without it
+    gemini_cancel_tool_calls: bool = False
 
     # --- napster ---
     #: napster companionId put in config_values (any non-empty id is accepted)

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from .arguments import DIALECT_NAMES
 from .dialect import Dialect
+from .elevenlabs import ElevenLabsDialect
+from .gemini import GeminiDialect
 from .napster import NapsterDialect
 from .navtalk import NavTalkDialect
+from .openai import OpenAIDialect
 from .voiceapi import VoiceApiDialect
 from .xuna import XunaDialect
 
 #: Dialect name -> its class.
 DIALECTS: dict[str, type[Dialect]] = {
     dialect.name: dialect
-    for dialect in (NapsterDialect, NavTalkDialect, VoiceApiDialect, XunaDialect)
+    for dialect in (ElevenLabsDialect, GeminiDialect, NapsterDialect, NavTalkDialect,
+                    OpenAIDialect, VoiceApiDialect, XunaDialect)
 }
 
 

@@ -6,10 +6,11 @@ pings, scheduled closes) and ``recv`` with a short timeout, so user audio keeps 
 while a reply streams out. That is what lets barge-in be detected mid-reply.
 
 Each dialect's session subclass (:mod:`.xuna`, :mod:`.voiceapi`, :mod:`.napster`,
-:mod:`.navtalk`) provides the wire format through the ``on_*`` / ``send_*`` hooks. A session
-receives the agent's :class:`~edgevoice.localagent.context.DialectContext`, the connection
-and what the handshake said of it (``auth``), and nothing else. User audio arrives at
-``input_rate`` (24 kHz for navtalk) and is resampled to the VAD's 16 kHz here.
+:mod:`.navtalk`, :mod:`.elevenlabs`, :mod:`.openai`, :mod:`.gemini`) provides the wire
+format through the ``on_*`` / ``send_*`` hooks. A session receives the agent's
+:class:`~edgevoice.localagent.context.DialectContext`, the connection and what the
+handshake said of it (``auth``), and nothing else. User audio arrives at
+``input_rate`` (24 kHz for navtalk and openai) and is resampled to the VAD's 16 kHz here.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ NOT_AN_OBJECT = "[1, 2, 3]"
 BINARY_GARBAGE = b"\x00\x01\x02 binary garbage \xff"
 BAD_BASE64 = "@@not*base64@@"
 ODD_LENGTH_PCM = b"\x01\x02\x03"
+
+#: Chunks of an interrupted reply sent after the interruption (``late_audio_after_interrupt``).
+LATE_CHUNKS = 3
 
 #: Longest the loop sleeps in ``recv``: bounds how fast run-time option changes take effect.
 MAX_WAIT_S = 0.05
@@ -132,6 +136,16 @@ class Session:
 
     def send_interruption(self, reply: ReplyStream) -> None:
         """Tell the client the reply was cut off (if the dialect can)."""
+
+    def send_late_audio(self, reply: ReplyStream) -> None:
+        """With ``late_audio_after_interrupt``: :data:`LATE_CHUNKS` more chunks of an
+        interrupted reply (what is left of it, then silence), as real servers still send."""
+        if self.options.late_audio_after_interrupt:
+            late = reply.remaining()[:LATE_CHUNKS]
+            late += [bytes(self.chunk_bytes())] * (LATE_CHUNKS - len(late))
+            for chunk in late:
+                self.send_reply_chunk(reply, chunk)
+            self.record("late_audio_sent", event_id=reply.event_id, chunks=len(late))
 
     def malformed_messages(self) -> list[str | bytes]:
         """The dialect's own malformed messages for :meth:`garbage`."""

@@ -24,7 +24,6 @@ WS_PATH = "/v1/convai/conversation"
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
 TOKEN_PURPOSE = "xuna"
 SIGNED_URL_TTL_S = 15 * 60
-LATE_CHUNKS = 3
 
 
 class XunaSession(Session):
@@ -58,7 +57,10 @@ class XunaSession(Session):
         message = self.parse_json(text)
         if message is None:
             return
-        kind = message.get("type")
+        self.on_message(message.get("type"), message)
+
+    def on_message(self, kind: Any, message: dict[str, Any]) -> None:
+        """One client message (a JSON object) of type ``kind``."""
         if "user_audio_chunk" in message and kind in (None, "user_audio_chunk"):
             self._audio(message.get("user_audio_chunk"))
         elif kind == "audio":
@@ -125,12 +127,7 @@ class XunaSession(Session):
 
     def send_interruption(self, reply: ReplyStream) -> None:
         self.send_json({"type": "interruption", "interruption_event": {"event_id": reply.event_id}})
-        if self.options.late_audio_after_interrupt:
-            late = reply.remaining()[:LATE_CHUNKS]
-            late += [bytes(self.chunk_bytes())] * (LATE_CHUNKS - len(late))
-            for chunk in late:
-                self.send_reply_chunk(reply, chunk)
-            self.record("late_audio_sent", event_id=reply.event_id, chunks=len(late))
+        self.send_late_audio(reply)
 
     # -- misbehaviour ---
     def malformed_messages(self) -> list[str | bytes]:

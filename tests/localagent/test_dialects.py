@@ -33,13 +33,8 @@ def make_dialect(name: str, **options) -> Dialect:
     return dialect_class(name)(DialectContext(AgentOptions(**options)))
 
 
-#: issue 13: the local agent's side of these is not written yet (the registry test in
-#: tests/providers/ holds them as strict xfails too)
-NOT_YET = frozenset({"elevenlabs", "openai", "gemini"})
-
-
 def test_every_cli_dialect_name_has_exactly_one_dialect_class():
-    assert sorted(DIALECTS) == sorted(set(DIALECT_NAMES) - NOT_YET)
+    assert sorted(DIALECTS) == sorted(DIALECT_NAMES)
     for name in DIALECTS:
         cls = dialect_class(name)
         assert issubclass(cls, Dialect) and cls.name == name

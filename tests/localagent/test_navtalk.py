@@ -12,7 +12,8 @@ import websocket
 
 from edgevoice.localagent import LocalAgent
 from tests.support.localagent import (KEY, NAV_FRAME_BYTES, NAV_RATE, TIMEOUT, chunks, recv_json,
-                                      recv_until, recv_until_closed, tolerance_bytes)
+                                      recv_until, recv_until_closed, talk_over_the_answer,
+                                      tolerance_bytes)
 from tests.support.messages import b64
 
 
@@ -138,9 +139,7 @@ def test_navtalk_spoken_turn(make_agent, question24, top_level):
 def test_navtalk_barge_in(make_agent, question24):
     agent = make_agent("navtalk", navtalk_webrtc_noise=False)
     ws = navtalk_connect(agent)
-    navtalk_send_audio(ws, question24)
-    recv_until(ws, "realtime.response.audio.delta")
-    navtalk_send_audio(ws, question24)
+    talk_over_the_answer(ws, navtalk_send_audio, question24, "realtime.response.audio.delta")
     recv_until(ws, "realtime.input_audio_buffer.speech_started")
     interrupted = agent.wait_for("interrupted")[0]
     assert interrupted.data["event_id"] == 1

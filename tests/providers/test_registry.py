@@ -28,13 +28,6 @@ def test_the_registry_lists_every_named_dialect_once_in_order():
     assert all(dialect.name == name for name, dialect in DIALECTS.items())
 
 
-# Issue 13: the local agent's side of these three is not written yet. Strict: when a
-# counterpart appears, the xfail fails, and its name must leave this set.
-LOCAL_AGENT_PENDING = frozenset({"elevenlabs", "openai", "gemini"})
-PENDING = pytest.mark.xfail(strict=True, reason="local agent counterpart not written yet "
-                            "(issue 13)")
-
-
 @pytest.mark.parametrize("name", DIALECT_NAMES)
 def test_every_dialect_has_a_section_and_a_provider(name):
     dialect = DIALECTS[name]
@@ -44,8 +37,7 @@ def test_every_dialect_has_a_section_and_a_provider(name):
     assert name in documented_keys()
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=PENDING) if n in LOCAL_AGENT_PENDING
-                                  else n for n in DIALECT_NAMES])
+@pytest.mark.parametrize("name", DIALECT_NAMES)
 def test_every_dialect_has_a_local_agent_counterpart(name):
     from edgevoice.localagent.registry import DIALECTS as LOCAL_AGENT_DIALECTS
     assert name in LOCAL_AGENT_DIALECTS
@@ -54,7 +46,7 @@ def test_every_dialect_has_a_local_agent_counterpart(name):
 def test_the_local_agent_speaks_exactly_the_registered_dialects():
     from edgevoice.localagent.arguments import DIALECT_NAMES as LOCAL_NAMES
     from edgevoice.localagent.registry import DIALECTS as LOCAL_AGENT_DIALECTS
-    assert set(LOCAL_AGENT_DIALECTS) == set(DIALECTS) - LOCAL_AGENT_PENDING
+    assert set(LOCAL_AGENT_DIALECTS) == set(DIALECTS)
     assert set(DIALECTS) == set(LOCAL_NAMES)
 
 

@@ -75,3 +75,11 @@ def recv_until_close(ws: websocket.WebSocket) -> tuple[list, int | None]:
 
 def tolerance_bytes(rate: int) -> int:
     return 2 * int(FRAME_S * rate) * 2  # two 20 ms frames either way
+
+
+def talk_over_the_answer(ws: websocket.WebSocket, send_audio, pcm: bytes, audio_kind: str) -> None:
+    """Ask with ``pcm``, wait for the first ``audio_kind`` message of the answer, then say
+    ``pcm`` again over it (``send_audio(ws, pcm)`` sends in the dialect's form)."""
+    send_audio(ws, pcm)
+    recv_until(ws, audio_kind)
+    send_audio(ws, pcm)
