@@ -30,6 +30,7 @@ import threading
 from enum import StrEnum
 
 import numpy as np
+import soxr
 import webrtcvad
 
 # one class for the [barge_in] section and the detector (the keys are documented there)
@@ -142,9 +143,14 @@ class BargeInDetector:
         self.speaker = speaker
         self.confirm_locally = confirm_locally
         self._vad = webrtcvad.Vad(settings.vad_mode)
-        # webrtcvad takes 8/16/32/48 kHz; 24 kHz frames are averaged down to 8 kHz for it
-        self._vad_rate = rate if rate in VAD_RATES else 8000
-        self._decimate = 1 if rate in VAD_RATES else rate // 8000
+        # webrtcvad takes 8/16/32/48 kHz: a multiple of 8 kHz (24 kHz) is averaged down to
+        # 8 kHz for it, any other rate (22.05, 44.1 kHz) resampled to 16 kHz (decimate 0)
+        if rate in VAD_RATES:
+            self._vad_rate, self._decimate = rate, 1
+        elif rate % 8000 == 0:
+            self._vad_rate, self._decimate = 8000, rate // 8000
+        else:
+            self._vad_rate, self._decimate = 16000, 0
         self._lock = threading.Lock()
         self._diffs: collections.deque[float] = collections.deque(maxlen=100)  # ~2 s of playback
         self.coupling_db = settings.initial_coupling_db
@@ -204,6 +210,8 @@ class BargeInDetector:
         if self._decimate > 1:
             n = len(samples) // self._decimate * self._decimate
             samples = samples[:n].reshape(-1, self._decimate).mean(axis=1).astype("<i2")
+        elif self._decimate == 0:
+            samples = soxr.resample(samples, self.rate, self._vad_rate).astype("<i2")
         try:
             return self._vad.is_speech(samples.tobytes(), self._vad_rate)
         except Exception:  # a frame webrtcvad cannot take is not speech

@@ -76,6 +76,16 @@ def test_older_blocks_fade_as_echo_evidence():
     assert levels.max_db(10.0, 11.0, fresh_from=10.0, fade_db_per_s=80.0) == -10.0
 
 
+
+def test_by_default_the_speaker_history_is_four_seconds_and_nothing_fades():
+    levels = SpeakerLevels()
+    for i in range(250):
+        levels.record(i * 0.02, -20.0, True)
+    assert len(levels.snapshot()[0]) == 200  # 4 s of 20 ms blocks
+    old = SpeakerLevels(block_s=0.5)
+    old.record(10.0, -10.0, True)
+    assert old.max_db(10.0, 11.0, fresh_from=11.0) == -10.0  # no fade unless asked
+
 # -- when the detector listens at all ----------------------------------------------------------
 def test_nothing_is_judged_while_the_agent_is_silent():
     bench = Bench(gate=False, onset_frames=1)
@@ -225,7 +235,7 @@ def resampled(rate: int) -> np.ndarray:
     return out[35 * n:36 * n].copy()
 
 
-@pytest.mark.parametrize("rate", [24000, 48000, 8000])
+@pytest.mark.parametrize("rate", [24000, 48000, 8000, 22050, 44100])  # resampled for webrtcvad
 def test_speech_is_heard_at_every_wire_rate(rate):
     bench = Bench(rate=rate, gate=False, onset_frames=2, confirm_ms=5000)
     frame = resampled(rate)
