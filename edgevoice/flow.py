@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import logging
 import queue
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +128,21 @@ class LateAudioFilter:
                 return False
         self.last_id = response_id
         return True
+
+
+AUDIBLE_S = 0.1  # the agent counts as audible until this long after its last block played
+
+
+def stop_playback(engine, response_id: Any) -> tuple[float, float, bool]:
+    """Flush the agent's voice: (seconds of ``response_id`` that reached the speaker,
+    seconds dropped, whether the agent was audible or had audio waiting). What played is
+    read after the flush, the only moment it is final (read before, the player may hand
+    the device more blocks in between: a truncate would then be short of what was heard)."""
+    per_s = 2.0 * engine.playback.rate
+    dropped = engine.flush_playback()
+    played = engine.buffer.played_of(response_id)
+    audible = dropped > 0 or engine.speaker.last_audible >= time.monotonic() - AUDIBLE_S
+    return played / per_s, dropped / per_s, audible
 
 
 # -- events the session's own threads pass to its main loop ---------------------------------
