@@ -29,7 +29,7 @@ class Stats:
         self.agent_audio_bytes = 0       # at the agent's own rate
         self.agent_audio_seconds = 0.0
         self.late_chunks_dropped = 0     # agent audio of an interrupted response
-        self.interruptions = 0           # by the server
+        self.interruptions = 0           # by the server, over the agent's voice
         self.local_pauses = 0            # the device heard the user over the agent
         self.local_flushes = 0           # … and stopped the response itself (voiceapi)
         self.false_barge_ins = 0         # paused, nothing confirmed, resumed
