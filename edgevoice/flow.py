@@ -130,7 +130,7 @@ class LateAudioFilter:
         return True
 
 
-AUDIBLE_S = 0.1  # the agent counts as audible until this long after its last block played
+AUDIBLE_S = 0.3  # the agent counts as audible this long after its last block (as speaking)
 
 
 def stop_playback(engine, response_id: Any) -> tuple[float, float, bool]:
