@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import logging
 import queue
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ class Stats:
         self.agent_audio_bytes = 0       # at the agent's own rate
         self.agent_audio_seconds = 0.0
         self.late_chunks_dropped = 0     # agent audio of an interrupted response
-        self.interruptions = 0           # by the server
+        self.interruptions = 0           # by the server, over the agent's voice
         self.local_pauses = 0            # the device heard the user over the agent
         self.local_flushes = 0           # … and stopped the response itself (voiceapi)
         self.false_barge_ins = 0         # paused, nothing confirmed, resumed
@@ -127,6 +128,21 @@ class LateAudioFilter:
                 return False
         self.last_id = response_id
         return True
+
+
+AUDIBLE_S = 0.3  # the agent counts as audible this long after its last block (as speaking)
+
+
+def stop_playback(engine, response_id: Any) -> tuple[float, float, bool]:
+    """Flush the agent's voice: (seconds of ``response_id`` that reached the speaker,
+    seconds dropped, whether the agent was audible or had audio waiting). What played is
+    read after the flush, the only moment it is final (read before, the player may hand
+    the device more blocks in between: a truncate would then be short of what was heard)."""
+    per_s = 2.0 * engine.playback.rate
+    dropped = engine.flush_playback()
+    played = engine.buffer.played_of(response_id)
+    audible = dropped > 0 or engine.speaker.last_audible >= time.monotonic() - AUDIBLE_S
+    return played / per_s, dropped / per_s, audible
 
 
 # -- events the session's own threads pass to its main loop ---------------------------------

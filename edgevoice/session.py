@@ -26,7 +26,8 @@ import websocket
 
 from edgevoice import redact
 from edgevoice.audio.bargein import BargeInDetector, Decision
-from edgevoice.flow import BargeInDone, Closed, LateAudioFilter, MicQueue, close_details
+from edgevoice.flow import (BargeInDone, Closed, LateAudioFilter, MicQueue, close_details,
+                            stop_playback)
 from edgevoice.lifecycle import DaemonState, SessionHost, SessionOptions
 from edgevoice.logsetup import RateLimitedLog, set_context
 from edgevoice.threads import join_threads, start_thread
@@ -278,7 +279,7 @@ class Session:
         elif decision is Decision.RESUME:
             buffer.resume()
         elif decision is Decision.FLUSH:
-            dropped = self.engine.flush_playback() / per_s
+            played, dropped, _ = stop_playback(self.engine, buffer.current_response)
             self._late.interrupt(None)
             for message in self.provider.interrupt_messages(buffer.current_response,
                                                             played * 1000.0):
@@ -394,15 +395,14 @@ class Session:
             self.engine.play(event.pcm, rate, event.response_id)
         elif isinstance(event, Interruption):
             response = self._late.last_id if event.response_id is None else event.response_id
-            played = self.engine.buffer.played_of(response) / 2 / self.engine.playback.rate
-            dropped = self.engine.flush_playback() / 2 / self.engine.playback.rate
+            played, dropped, audible = stop_playback(self.engine, response)
             self._late.interrupt(event.response_id)
             self._tell_server(self.provider.interrupt_messages(response, played * 1000.0))
             if self._detector is not None:
                 self._detector.confirmed()
-            self.stats.interruptions += 1
-            log.info("interruption: %.2f s of response %s reached the speaker, %.2f s dropped",
-                     played, response, dropped)
+            if audible:  # not the user's turn starting while the agent was silent
+                self.stats.interruptions += 1
+                log.info("interrupted: %.2fs of %s heard, %.2fs dropped", played, response, dropped)
             self._put(event)
         elif isinstance(event, ResponseDone):
             self._late.response_done()

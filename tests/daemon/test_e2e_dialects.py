@@ -205,3 +205,40 @@ def test_question_tool_call_barge_in_and_fresh_credential(make_agent, run_daemon
         # the new connection resumes the same conversation with the newest handle
         assert setups[1].data["resumed"] == setups[0].data["conversation"]
     no_secret_in(caplog.records, agent.options.api_key)
+
+
+#: dialect -> (agent options, daemon config): the barge-in the run above does not show
+OTHER_BARGE_IN = {
+    # the device pauses at the user's onset; the server's interruption confirms (flush)
+    "elevenlabs": ({"late_audio_after_interrupt": True}, {}),
+    "openai": ({"late_audio_after_interrupt": True}, {}),
+    # the server's interrupted alone
+    "gemini": ({}, {"agent": {"barge_in": "off"}}),
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(OTHER_BARGE_IN))
+def test_the_other_barge_in_stops_playback_and_drops_late_audio(make_agent, run_daemon,
+                                                                 tmp_path, dialect):
+    options, extra = OTHER_BARGE_IN[dialect]
+    run = BargeInRun(make_agent, run_daemon, tmp_path, dialect, options=options, **extra)
+    stats = run.stats
+    samples, rate, spans = speaker_spans(run.handle)
+    start, end = spans[0]
+    cut = run.interrupted.t - run.t0
+    if extra:  # the server's interruption alone stops the answer within 150 ms
+        assert stats.local_pauses == 0 and stats.interruptions == 1
+        assert end - cut < 0.15, (spans, cut)
+    else:  # the device paused before the server's interruption arrived, then flushed on it
+        assert stats.local_pauses >= 1 and stats.interruptions == 1
+        assert end <= cut + 0.02, (spans, cut)
+    assert stats.false_barge_ins == 0
+    quiet = samples[int((min(end, cut) + 0.15) * rate):int((run.second.t - run.t0) * rate)]
+    assert len(quiet) and np.abs(quiet).max() < 300
+    if options.get("late_audio_after_interrupt"):
+        assert stats.late_chunks_dropped >= 3
+    # the next answer plays
+    assert any(abs(s - (run.second.t - run.t0)) < 0.25 for s, _ in spans[1:]), spans
+    if dialect == "openai":  # the item is truncated at what reached the speaker
+        truncate = run.agent.wait_for("truncate")[0].data
+        assert abs(truncate["audio_end_ms"] - (end - start) * 1000) <= 40, (truncate, spans)

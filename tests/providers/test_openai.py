@@ -364,6 +364,49 @@ def test_a_session_truncates_the_item_at_the_milliseconds_that_reached_the_speak
     assert rig.engine.buffer.buffered_bytes > 0
 
 
+def test_speech_started_is_an_interruption_only_while_the_agent_is_heard_or_waiting():
+    """The server VAD sends speech_started at every turn of the user's: only one over the
+    agent's voice (playing, or paused and buffered) counts and is logged."""
+    rig = Rig("openai")
+    wire = Wire()
+    rig.session._ws = wire.client
+    started = msg(type="input_audio_buffer.speech_started", audio_start_ms=0, item_id="item_u1")
+    stats = rig.session.stats
+    rig.server(started)  # the user's first question, nothing playing
+    assert stats.interruptions == 0
+    for _ in range(10):  # 1 s of answer
+        rig.server(delta("item_abc"))
+    for _ in range(10):  # 200 ms of it heard
+        rig.tick(None)
+    rig.server(started)
+    assert stats.interruptions == 1 and rig.engine.buffer.buffered_bytes == 0
+    assert wire.received(2)[1]["audio_end_ms"] == 200
+    rig.server(started)  # the user's next turn: nothing left to interrupt
+    assert stats.interruptions == 1
+
+
+def test_blocks_played_while_the_interruption_is_handled_count_in_the_truncate(monkeypatch):
+    """The player thread runs on while the receive thread handles speech_started: what it
+    hands the device until the flush was heard, so the truncate is read after the flush."""
+    rig = Rig("openai")
+    wire = Wire()
+    rig.session._ws = wire.client
+    for _ in range(10):  # 1 s of answer, 200 ms of it heard
+        rig.server(delta("item_abc"))
+    for _ in range(10):
+        rig.tick(None)
+    flush = rig.engine.flush_playback
+
+    def late_flush():
+        for _ in range(7):  # the receive thread was descheduled: 140 ms more played
+            rig.tick(None)
+        return flush()
+
+    monkeypatch.setattr(rig.engine, "flush_playback", late_flush)
+    rig.server(msg(type="input_audio_buffer.speech_started", audio_start_ms=0, item_id="u"))
+    assert wire.received(2)[1]["audio_end_ms"] == 340
+
+
 # -- the section -------------------------------------------------------------------------------
 def test_check_config_names_the_missing_key(tmp_path):
     result = check_config(tmp_path, "[agent]\nprovider = openai\n")

@@ -244,8 +244,8 @@ class BargeInRun:
     second answer played out and the daemon stopped."""
 
     def __init__(self, make_agent, run_daemon, tmp_path, dialect: str, gap_s: float = 1.0,
-                 **extra) -> None:
-        self.agent = make_agent(dialect)
+                 options: dict | None = None, **extra) -> None:
+        self.agent = make_agent(dialect, **(options or {}))
         self.handle = run_daemon(self.agent, question_then_barge_in(tmp_path, gap_s),
                                  extra=extra or None)
         self.interrupted = self.agent.wait_for("interrupted", timeout=20)[0]
