@@ -267,3 +267,45 @@ def test_a_reload_moves_the_endpoint_or_is_rejected(make_agent, tmp_path):
     finally:
         service.stop()
         thread.join(5)
+
+
+@pytest.mark.parametrize("listen, says", [
+    ("9464", "'9464' has no port"),
+    ("localhost:http", "'http' is not a port"),
+    ("127.0.0.1:99999", "'99999' is not a port"),
+    ("::1:9464", "'::1:9464': write an IPv6 address in brackets"),
+    ("[nope]:9464", "'nope' is not an IPv6 address"),
+    ("bad host:9464", "'bad host' is not an IP address or host name"),
+])
+def test_check_config_names_a_bad_listen_address_and_the_fix(tmp_path, listen, says):
+    import subprocess
+    import sys
+
+    conf = tmp_path / "edgevoice.conf"
+    conf.write_text(ini({"xuna": {"agent_id": "a"}, "metrics": {"listen": listen}}))
+    result = subprocess.run([sys.executable, "-m", "edgevoice", "check-config", "--config",
+                             str(conf)], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert result.returncode == 78, result.stderr
+    assert "[metrics] listen: " + says in result.stderr
+    assert "expected HOST:PORT, e.g. 127.0.0.1:9464" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_wants_a_textfile_node_exporter_reads(tmp_path):
+    from edgevoice.config import ConfigError
+
+    def problems(textfile: str) -> str:
+        try:
+            parse(ini({"xuna": {"agent_id": "a"}, "metrics": {"textfile": textfile}}), "t")
+        except ConfigError as exc:
+            return str(exc)
+        return ""
+
+    assert "must be an absolute path" in problems("edgevoice.prom")
+    assert "must end in .prom" in problems(str(tmp_path / "edgevoice.txt"))
+    assert f"its folder {tmp_path / 'nope'} does not exist" in problems(
+        str(tmp_path / "nope" / "edgevoice.prom"))
+    assert problems(str(tmp_path / "edgevoice.prom")) == ""
+    ok = parse(ini({"xuna": {"agent_id": "a"}, "metrics": {"listen": "[::1]:9464"}}), "t")
+    assert ok.metrics.listen == "[::1]:9464" and ok.metrics.enabled
+    assert not parse(ini({"xuna": {"agent_id": "a"}}), "t").metrics.enabled
