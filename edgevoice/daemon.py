@@ -170,7 +170,11 @@ class Daemon:
     def run(self) -> int:
         """Run until :meth:`stop` on the ``edgevoice-session`` thread; returns the process
         exit status once it has ended. Signals still reach the calling (main) thread."""
-        start_thread("session", self._main).join()
+        thread = start_thread("session", self._main)
+        while thread.is_alive():
+            # in slices: a signal the kernel gave another thread runs its Python handler
+            # only when this (main) thread wakes up, and a plain join() never does
+            thread.join(0.25)
         if isinstance(self._result, BaseException):
             raise self._result
         return self._result
