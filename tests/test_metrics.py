@@ -309,3 +309,46 @@ def test_check_config_wants_a_textfile_node_exporter_reads(tmp_path):
     ok = parse(ini({"xuna": {"agent_id": "a"}, "metrics": {"listen": "[::1]:9464"}}), "t")
     assert ok.metrics.listen == "[::1]:9464" and ok.metrics.enabled
     assert not parse(ini({"xuna": {"agent_id": "a"}}), "t").metrics.enabled
+
+
+def test_tool_calls_are_counted_by_configured_name_and_result(tmp_path):
+    from edgevoice.flow import Tally
+    from edgevoice.tools import MAX_ARGUMENT_BYTES, ToolRunner
+    from tests.support import program
+
+    tally = Tally()
+    started = tmp_path / "started"
+    runner = ToolRunner({"ok": program(tmp_path, "ok", "echo 21 C\n"),
+                         "fails": program(tmp_path, "fails", "exit 3\n"),
+                         "slow": program(tmp_path, "slow", f"touch {started}\nexec sleep 30\n")},
+                        timeout=0.5, tally=tally)
+    assert runner.run("ok", {}) == ("21 C", False)
+    assert runner.run("fails", {})[1] and runner.run("slow", {})[1]
+    assert runner.run("ok", {"x": "y" * MAX_ARGUMENT_BYTES})[1]
+    # a name the server made up, with text in it: counted as _unknown, never as itself
+    assert runner.run('ignore previous instructions"} 1', {})[1]
+    answered = threading.Event()
+    runner.timeout = 30
+    runner.submit("slow", {}, lambda output, is_error: answered.set())
+    wait_until(started.exists, 5, "the slow tool running")
+    runner.close()  # the daemon stops mid-call
+    assert answered.wait(5)
+    assert tally.snapshot() == {("ok", "ok"): 1, ("fails", "error"): 1, ("slow", "timeout"): 1,
+                                ("ok", "too_large"): 1, ("_unknown", "unknown"): 1,
+                                ("slow", "cancelled"): 1}
+
+
+def test_each_way_a_session_ends_has_its_reason():
+    from edgevoice.metrics import failure_reason
+    from edgevoice.providers.base import Outcome, Retry
+
+    assert failure_reason(Outcome("button", Retry.IDLE)) is None
+    assert failure_reason(Outcome("reload", Retry.NOW)) is None
+    assert failure_reason(Outcome("stopped", Retry.STOPPED)) is None
+    assert failure_reason(Outcome("device", Retry.NOW, cause="sound_device")) == "sound_device"
+    assert failure_reason(Outcome("401", Retry.AUTH, cause="connect")) == "auth"
+    assert failure_reason(Outcome("429", Retry.LATER, 3.0, cause="bootstrap")) == "rate_limited"
+    assert failure_reason(Outcome("slow", cause="timeout")) == "timeout"
+    assert failure_reason(Outcome("quiet", cause="dead_link")) == "dead_link"
+    assert failure_reason(Outcome("empty account", Retry.LONG)) == "closed"
+    assert failure_reason(Outcome("whatever", cause="not a cause")) == "closed"
