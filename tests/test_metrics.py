@@ -82,6 +82,7 @@ def test_a_session_with_a_barge_in_is_scraped_over_http(make_agent, tmp_path, ca
         assert service.daemon.ready.wait(5)
         port = service.metrics.port
         assert port
+        assert "edgevoice-metrics" in {t.name for t in threading.enumerate()}
         agent.wait_for("interrupted", timeout=20)
         agent.wait_for("reply_start", count=2, timeout=20)
         stats = service.daemon.stats
@@ -226,7 +227,15 @@ def test_a_port_in_use_stops_the_start_with_exit_78(make_agent, tmp_path, caplog
     assert any("[metrics] listen: cannot listen on" in r.getMessage() for r in caplog.records)
 
 
-def test_a_reload_moves_the_endpoint_or_is_rejected(make_agent, tmp_path):
+@pytest.fixture
+def root_level():
+    """A reload sets the root logger's level from [log] level: put it back afterwards."""
+    level = logging.getLogger().level
+    yield
+    logging.getLogger().setLevel(level)
+
+
+def test_a_reload_moves_the_endpoint_or_is_rejected(make_agent, tmp_path, root_level):
     import socket
 
     from tests.support import QUESTION_WAV
