@@ -170,7 +170,11 @@ class Daemon:
     def run(self) -> int:
         """Run until :meth:`stop` on the ``edgevoice-session`` thread; returns the process
         exit status once it has ended. Signals still reach the calling (main) thread."""
-        start_thread("session", self._main).join()
+        thread = start_thread("session", self._main)
+        while thread.is_alive():
+            # in slices: a signal the kernel gave another thread runs its Python handler
+            # only when this (main) thread wakes up, and a plain join() never does
+            thread.join(0.25)
         if isinstance(self._result, BaseException):
             raise self._result
         return self._result
@@ -262,7 +266,7 @@ class Daemon:
             log.error("%s; reopening the sound devices", engine.failed,
                       extra={"event": "device_failed"})
             self._audio_restart = True
-            outcome = Outcome("sound device failed", Retry.NOW)
+            outcome = Outcome("sound device failed", Retry.NOW, cause="sound_device")
         if outcome is None and session is not None:
             outcome = session.check(now)
         return outcome
@@ -358,7 +362,7 @@ class Daemon:
                 agent = config.agent
                 policy = ReconnectPolicy(config.session.reconnect_max_delay,
                                          config.session.auth_retry_delay)
-                tools = ToolRunner(dict(config.tools), agent.tool_timeout)
+                tools = ToolRunner(dict(config.tools), agent.tool_timeout, self.stats.tool_calls)
                 history = History.open(state_dir(config), agent.history_max_kb * 1024) \
                     if agent.history else None
                 carry: dict = {}  # provider state kept across sessions (gemini's resume handle)
@@ -379,7 +383,7 @@ class Daemon:
                 outcome = self.converse(session)
             except Exception as exc:  # a bug in one session must not end the daemon
                 log.exception("session failed unexpectedly")
-                outcome = Outcome("internal error: " + describe_error(exc))
+                outcome = Outcome("internal error: " + describe_error(exc), cause="internal")
             finally:
                 self.engine.frame_sink = _discard
                 self.engine.flush_playback()
@@ -391,6 +395,7 @@ class Daemon:
             if outcome.retry in (Retry.NOW, Retry.IDLE):
                 log.info("%s", outcome.reason, extra={"event": "session_ended"})
                 policy.reset()
+                self._notify("session_ended", outcome, None)
                 continue
             streamed = (time.monotonic() - session.streamed_since
                         if session.streamed_since is not None else 0.0)
@@ -407,6 +412,7 @@ class Daemon:
             else:
                 log.warning("session ended after %.1f s: %s; reconnecting in %.1f s", lasted,
                             outcome.reason, delay, extra={"event": "session_ended"})
+            self._notify("session_ended", outcome, delay)
             self.state_changed(DaemonState.OFFLINE, f"offline, retry in {delay:.0f} s")
             self._wait(delay)
         if tools is not None:

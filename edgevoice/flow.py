@@ -5,9 +5,11 @@ session thread."""
 
 from __future__ import annotations
 
+import bisect
 import collections
 import logging
 import queue
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +19,56 @@ from edgevoice.audio.bargein import Decision
 log = logging.getLogger(__name__)
 
 
-class Stats:
-    """Counters kept across sessions (the demo and the bench print them). Each starts at
-    zero; the threads that own a counter add to it."""
+#: bucket bounds (s) of the two latency histograms (docs/metrics.md)
+ONSET_TO_PAUSE_BUCKETS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
+                          0.75, 1.0)
+CAPTURE_TO_WIRE_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05,
+                           0.1, 0.25)
+
+
+class Buckets:
+    """A histogram kept as plain numbers by the one thread that observes: ``counts[i]``
+    values at or under ``bounds[i]`` (not cumulative; the last one: above every bound),
+    and their sum. No lock and no allocation beyond the float sum: fit for the 20 ms path.
+    The exporter reads it when scraped (a reader may see the count a value ahead of the
+    sum)."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+
+class Tally:
+    """Counts by label values, from any thread (tool threads): ``add(("get_time",
+    "ok"))``; :meth:`snapshot` for the reader. Not for the audio path (it locks)."""
 
     def __init__(self) -> None:
-        self.sessions_started = 0
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, ...], int] = {}
+
+    def add(self, labels: tuple[str, ...]) -> None:
+        with self._lock:
+            self._counts[labels] = self._counts.get(labels, 0) + 1
+
+    def snapshot(self) -> dict[tuple[str, ...], int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class Stats:
+    """Counters kept across sessions (the demo, the bench and the metrics exporter read
+    them). Each starts at zero; the threads that own a counter add to it."""
+
+    def __init__(self) -> None:
+        self.sessions_started = 0        # attempts (bootstrap or connect begun)
+        self.sessions_connected = 0      # connected, first messages sent
         self.sessions_streaming = 0
         self.frames_sent = 0
         self.frames_dropped = 0          # oldest mic frames dropped: the network stalled
@@ -32,7 +78,11 @@ class Stats:
         self.interruptions = 0           # by the server, over the agent's voice
         self.local_pauses = 0            # the device heard the user over the agent
         self.local_flushes = 0           # … and stopped the response itself (voiceapi)
-        self.false_barge_ins = 0         # paused, nothing confirmed, resumed
+        self.false_barge_ins = 0         # paused, nothing confirmed, resumed (echo included)
+        self.echo_barge_ins = 0          # … of which paused on loudness alone: echo
+        self.tool_calls = Tally()        # (tool name or "_unknown", result)
+        self.onset_to_pause = Buckets(ONSET_TO_PAUSE_BUCKETS)     # capture thread
+        self.capture_to_wire = Buckets(CAPTURE_TO_WIRE_BUCKETS)   # send thread
         self.pongs_sent = 0
         self.malformed = 0
         # the last 2 minutes of frames: capture-to-wire latency and send instants
@@ -153,6 +203,7 @@ class BargeInDone:
     decision: Decision
     played_s: float
     dropped_s: float
+    echo: bool = False  #: RESUME of a pause on loudness alone that voice never confirmed
 
     def record(self, stats: Stats, echo: Any = None) -> bool:
         """Count and log it (on the session thread); True when playback was paused, so
@@ -165,6 +216,7 @@ class BargeInDone:
                      f"{echo.delay_s * 1000:+.0f} ms", extra={"event": "barge_in"})
             return True
         if self.decision is Decision.RESUME:
+            stats.echo_barge_ins += self.echo  # first: a scrape never sees more resumed
             stats.false_barge_ins += 1
             log.info("no interruption followed: the agent resumes (%d false barge-in(s) so "
                      "far)", stats.false_barge_ins, extra={"event": "barge_in_resumed"})

@@ -120,6 +120,11 @@ class DaemonObserver:
     def controls_changed(self) -> None:
         """A command changed the mic (mute, push-to-talk) or whether a session is wanted."""
 
+    def session_ended(self, outcome: Outcome, delay: float | None) -> None:
+        """A session (or an attempt at one) ended with ``outcome``; the next attempt comes
+        after ``delay`` seconds (None: at once, or when the button asks for it). Not
+        called when the daemon stops."""
+
 
 @dataclass(frozen=True, slots=True)
 class Order:

@@ -23,12 +23,13 @@ import logging
 import signal
 import threading
 
-from edgevoice.config import ConfigError, Config, load
+from edgevoice.config import EX_CONFIG, ConfigError, Config, load
 from edgevoice.daemon import DEVICE_RETRY_S, Daemon
 from edgevoice.device.button import initial_state
 from edgevoice.lifecycle import DaemonObserver, DaemonState, Reload
 from edgevoice.device.notify import StatusReporter, SystemdNotifier, ThreadHealth, WatchdogPinger
 from edgevoice.device.reload import APPLIED, REJECTED, ReloadResults, runtime_dir
+from edgevoice.metrics import MetricsError, MetricsExporter
 from edgevoice.providers import DIALECTS
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,21 @@ class Service(DaemonObserver):
         self.daemon.add_listener(self.reporter)
         self.daemon.add_listener(self._on_state)
         self.daemon.add_observer(self)
+        self.metrics = MetricsExporter(self.daemon)  # serves nothing until run()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> int:
+        try:
+            self.metrics.apply(self.daemon.config.metrics)
+        except MetricsError as exc:
+            log.error("%s", exc)
+            return EX_CONFIG
+        try:
+            return self._run()
+        finally:
+            self.metrics.close()
+
+    def _run(self) -> int:
         self._install_signals()
         self._setup_gpio(self.daemon.config)
         try:
@@ -211,16 +224,13 @@ class Service(DaemonObserver):
         try:
             new = load(self.path)
         except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("reload rejected: %s", problem, extra={"event": "reload_rejected"})
-            log.error("the new configuration has %d problem(s); still running the previous "
-                      "one (fix it, then: sudo systemctl reload edgevoice)", len(exc.problems))
-            self.reporter.config_note(f"reload rejected ({len(exc.problems)} problem(s)), "
-                                      "running the previous configuration")
-            self.notifier.ready(self.reporter.text())
-            self.reloads.write(request, REJECTED, f"{len(exc.problems)} problem(s) in "
-                               f"{self.path}", exc.problems)
-            return Reload.REJECTED, None
+            return self._reject(request, exc.problems)
+        if new.metrics != old.metrics:  # served anew now, or the reload is rejected
+            try:
+                self.metrics.apply(new.metrics)
+            except MetricsError as exc:
+                return self._reject(request, [exc.problem])
+        self.metrics.describe(new, self.daemon.config.agent.mode)
         logging.getLogger().setLevel(new.log.level.upper())
         if old.audio != new.audio:
             change = Reload.AUDIO
@@ -240,4 +250,18 @@ class Service(DaemonObserver):
         self.reporter.config_note("")
         self.notifier.ready(self.reporter.text())  # STATUS= the current state again
         self.reloads.write(request, APPLIED, what)
+        self.metrics.counters.reloaded("ok")
         return change, new
+
+    def _reject(self, request: float, problems: list) -> tuple[Reload, None]:
+        for problem in problems:
+            log.error("reload rejected: %s", problem, extra={"event": "reload_rejected"})
+        log.error("the new configuration has %d problem(s); still running the previous "
+                  "one (fix it, then: sudo systemctl reload edgevoice)", len(problems))
+        self.reporter.config_note(f"reload rejected ({len(problems)} problem(s)), "
+                                  "running the previous configuration")
+        self.notifier.ready(self.reporter.text())
+        self.reloads.write(request, REJECTED, f"{len(problems)} problem(s) in {self.path}",
+                           problems)
+        self.metrics.counters.reloaded("rejected")
+        return Reload.REJECTED, None

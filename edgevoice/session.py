@@ -91,10 +91,15 @@ class Session:
         response = None
         if request is not None:
             self.host.state_changed(DaemonState.CONNECTING, f"requesting {request.what}")
-            response = call_with_deadline(lambda deadline: fetch(request, deadline),
-                                          self.host.halt, s.connect_timeout, request.what,
-                                          beat=self.host.beat)
-        plan = provider.connect_plan(response)
+            try:
+                response = call_with_deadline(lambda deadline: fetch(request, deadline),
+                                              self.host.halt, s.connect_timeout, request.what,
+                                              beat=self.host.beat)
+                plan = provider.connect_plan(response)
+            except SessionFailed as exc:
+                raise SessionFailed(exc.outcome.caused("bootstrap")) from None
+        else:
+            plan = provider.connect_plan(response)
         for secret in plan.secrets:
             redact.register(secret)
         self.session_id = plan.session_id
@@ -114,7 +119,8 @@ class Session:
                 self._send(message)
         except (websocket.WebSocketException, OSError) as exc:
             raise SessionFailed(Outcome("could not send the first messages: "
-                                        + redact.describe_error(exc))) from None
+                                        + redact.describe_error(exc), cause="connect")) from None
+        self.stats.sessions_connected += 1
         self._threads += [start_thread("recv", self._receive_loop),
                           start_thread("send", self._send_loop)]
         if plan.stream_on_open:
@@ -125,9 +131,11 @@ class Session:
             ws = open_websocket(plan.url, plan.headers, max(0.1, deadline - time.monotonic()),
                                 self.settings.max_message_bytes)
         except websocket.WebSocketBadStatusException as exc:
-            raise SessionFailed(self.provider.auth_outcome(exc.status_code)) from None
+            raise SessionFailed(self.provider.auth_outcome(exc.status_code).caused("connect")
+                                ) from None
         except (websocket.WebSocketException, OSError) as exc:
-            raise SessionFailed(Outcome("cannot connect: " + redact.describe_error(exc))) from None
+            raise SessionFailed(Outcome("cannot connect: " + redact.describe_error(exc),
+                                        cause="connect")) from None
         # Finite: a send into a half-open connection fails after this instead of holding the
         # socket's send lock for ever; a receive timeout just means "nothing yet".
         ws.settimeout(SOCKET_TIMEOUT_S)
@@ -141,14 +149,14 @@ class Session:
         last_rx = self._last_rx
         if now - last_rx > s.idle_timeout:
             return Outcome(f"nothing received for {s.idle_timeout:g} s; connection presumed "
-                           "dead")
+                           "dead", cause="dead_link")
         # A quiet link gets a ping; nothing at all back within pong_timeout: it is dead.
         ping_at = self._ping_at
         if ping_at is not None and last_rx >= ping_at:
             ping_at = self._ping_at = None  # answered (or something else arrived)
         if ping_at is not None and now - ping_at > s.pong_timeout:
             return Outcome(f"no answer to a ping within {s.pong_timeout:g} s; connection "
-                           "presumed dead")
+                           "presumed dead", cause="dead_link")
         if ping_at is None and s.ping_interval and now - last_rx >= s.ping_interval:
             self._ping_at = now
             self._ping_due = True  # sent by the send thread: this thread never blocks on I/O
@@ -194,9 +202,9 @@ class Session:
             self._bad.warning(event.reason[:24], "skipped a bad message from the server: %s",
                               event.reason)
         elif isinstance(event, Ended):
-            return event.outcome
+            return event.outcome.caused("closed")
         elif isinstance(event, Closed):
-            return self.provider.close_outcome(event.code, event.reason)
+            return self.provider.close_outcome(event.code, event.reason).caused("closed")
         return None
 
     def _call_tool(self, call: ToolCall) -> None:
@@ -246,7 +254,10 @@ class Session:
         if detector is not None:
             decision = detector.process(heard, t, reduction)
             if decision is not None:
-                self._barge_in(decision)
+                self._barge_in(decision, detector.resumed_on_echo)
+                if decision is Decision.PAUSE:  # from the capture of the speech's first frame
+                    self.stats.onset_to_pause.observe(
+                        time.monotonic() - t + detector.onset_frames_ago * detector.FRAME_S)
         if self._streaming.is_set():
             self.mic.put(frame, t)
 
@@ -268,7 +279,7 @@ class Session:
         if message is not None:
             self._tell_server((message,))
 
-    def _barge_in(self, decision: Decision) -> None:
+    def _barge_in(self, decision: Decision, echo: bool = False) -> None:
         """Carry out a barge-in decision at once (capture thread); log it later."""
         buffer = self.engine.buffer
         per_s = 2.0 * self.engine.playback.rate
@@ -284,7 +295,8 @@ class Session:
             for message in self.provider.interrupt_messages(buffer.current_response,
                                                             played * 1000.0):
                 self._put(Reply(message))  # sent by the session thread, not this one
-        self._put(BargeInDone(decision, played, dropped))
+        self._put(BargeInDone(decision, played, dropped,
+                              echo and decision is Decision.RESUME))
 
     # -- send thread --------------------------------------------------------------------------
     def _send(self, message) -> None:
@@ -299,6 +311,7 @@ class Session:
         get = self.mic.get
         stats = self.stats
         latencies = stats.latencies
+        wire = stats.capture_to_wire
         send_times = stats.send_times
         send = self._send
         closed = self._closed
@@ -325,6 +338,7 @@ class Session:
             stats.frames_sent += 1
             now = time.monotonic()
             latencies.append(now - captured)
+            wire.observe(now - captured)
             send_times.append(now)
 
     # -- receive thread -------------------------------------------------------------------------
@@ -381,7 +395,7 @@ class Session:
             pass
         self._put(Ended(Outcome(f"the server sent a message of {exc.size} bytes or more, over "
                                 f"[session] max_message_bytes = {exc.limit}; closed with "
-                                f"{STATUS_MESSAGE_TOO_BIG}")))
+                                f"{STATUS_MESSAGE_TOO_BIG}", cause="too_big")))
 
     def _dispatch(self, event) -> None:
         """Handle an event on the receive thread: audio and interruptions must not wait."""

@@ -24,6 +24,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from edgevoice.flow import Tally
 from edgevoice.threads import start_thread
 
 log = logging.getLogger(__name__)
@@ -33,13 +34,22 @@ MAX_OUTPUT_BYTES = 4 * MAX_OUTPUT_CHARS  # UTF-8: at most 4 bytes a character
 MAX_STDERR_BYTES = 4096  # the end of stderr is kept for the log line
 MAX_ARGUMENT_BYTES = 256 * 1024
 MAX_PARALLEL = 4
+#: how a call ended (the metrics' ``result`` label, docs/metrics.md)
+RESULTS = ("ok", "error", "timeout", "unknown", "busy", "too_large", "cancelled")
+UNKNOWN_TOOL = "_unknown"  #: the ``tool`` label of a name not in [tools]
 EXIT_GRACE_S = 0.1  # after the program exits, output still in the pipe is read this long
 
 
 class ToolRunner:
-    def __init__(self, tools: dict[str, str], timeout: float) -> None:
+    """Runs the [tools] programs; each call is counted in ``tally`` (when given) by
+    ``(tool, result)``: the name as configured or :data:`UNKNOWN_TOOL`, and one of
+    :data:`RESULTS`."""
+
+    def __init__(self, tools: dict[str, str], timeout: float, tally: Tally | None = None
+                 ) -> None:
         self.tools = dict(tools)
         self.timeout = timeout
+        self.tally = tally
         self._slots = threading.BoundedSemaphore(MAX_PARALLEL)
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen] = set()
@@ -47,28 +57,39 @@ class ToolRunner:
 
     def run(self, name: str, arguments: Any) -> tuple[str, bool]:
         """Run the tool now (blocking); returns (output, is_error)."""
+        output, result = self._run(name, arguments)
+        self._count(name, result)
+        return output, result != "ok"
+
+    def _count(self, name: str, result: str) -> None:
+        if self.tally is not None:
+            self.tally.add((name if name in self.tools else UNKNOWN_TOOL, result))
+
+    def _run(self, name: str, arguments: Any) -> tuple[str, str]:
+        """(output, one of :data:`RESULTS`)."""
         program = self.tools.get(name)
         if program is None:
             known = ", ".join(sorted(self.tools)) or "none"
             log.warning("the agent called %r, which is not in [tools] (known: %s)", name, known)
-            return f"this device has no tool named {name}", True
+            return f"this device has no tool named {name}", "unknown"
         try:
             payload = json.dumps(arguments).encode("utf-8", "replace")
         except (TypeError, ValueError, RecursionError) as exc:
             log.warning("the agent called %s with arguments that cannot be encoded as JSON "
                         "(%s); not run", name, type(exc).__name__)
-            return f"{name} not run: its arguments are not JSON ({type(exc).__name__})", True
+            return (f"{name} not run: its arguments are not JSON ({type(exc).__name__})",
+                    "error")
         if len(payload) > MAX_ARGUMENT_BYTES:
             log.warning("the agent called %s with %d bytes of arguments (limit %d); not run",
                         name, len(payload), MAX_ARGUMENT_BYTES)
             return (f"{name} not run: its arguments are {len(payload)} bytes, over the "
-                    f"{MAX_ARGUMENT_BYTES}-byte limit"), True
+                    f"{MAX_ARGUMENT_BYTES}-byte limit"), "too_large"
         started = time.monotonic()
         try:
             proc = self._start(program)
         except OSError as exc:
             log.warning("tool %s could not start: %s", name, exc.strerror or exc)
-            return f"{name} could not start", True
+            return f"{name} could not start", "cancelled" if self._closed else "error"
         try:
             out, err, finished = _exchange(proc, payload, started + self.timeout)
         finally:
@@ -79,18 +100,20 @@ class ToolRunner:
             with self._lock:
                 self._running.discard(proc)
         took = time.monotonic() - started
+        if self._closed and (not finished or proc.returncode != 0):
+            return f"{name} cancelled: the daemon is stopping", "cancelled"
         if not finished:
             log.warning("tool %s did not answer within %g s; killed, the agent gets an error",
                         name, self.timeout)
-            return f"{name} timed out after {self.timeout:g} s", True
+            return f"{name} timed out after {self.timeout:g} s", "timeout"
         if proc.returncode != 0:
             lines = err.decode("utf-8", "replace").strip().splitlines()
             detail = lines[-1][:200] if lines else ""
             log.warning("tool %s failed with exit status %d in %.2f s: %s", name,
                         proc.returncode, took, detail)
-            return f"{name} failed (exit status {proc.returncode}) {detail}".strip(), True
+            return f"{name} failed (exit status {proc.returncode}) {detail}".strip(), "error"
         log.info("tool %s answered in %.2f s", name, took)
-        return out.decode("utf-8", "replace").strip()[:MAX_OUTPUT_CHARS], False
+        return out.decode("utf-8", "replace").strip()[:MAX_OUTPUT_CHARS], "ok"
 
     def _start(self, program: str) -> subprocess.Popen:
         with self._lock:
@@ -104,6 +127,7 @@ class ToolRunner:
     def submit(self, name: str, arguments: Any, reply: Callable[[str, bool], None]) -> None:
         """Run the tool on a thread and hand the result to ``reply``."""
         if not self._slots.acquire(blocking=False):
+            self._count(name, "busy")
             reply(f"{name} not run: {MAX_PARALLEL} tools are already running", True)
             return
 
@@ -113,6 +137,7 @@ class ToolRunner:
                     output, is_error = self.run(name, arguments)
                 except Exception as exc:  # the agent still gets an answer
                     log.exception("tool %s failed unexpectedly", name)
+                    self._count(name, "error")
                     output, is_error = f"{name} failed ({type(exc).__name__})", True
                 reply(output, is_error)
             except Exception:  # a failing reply must not kill anything else

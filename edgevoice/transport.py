@@ -132,7 +132,8 @@ def call_with_deadline(fn: Callable[[float], T], stop: threading.Event, timeout:
             box.pop("error", None)  # the cut's own error: dropped, no reference cycle
             if stop.is_set():
                 raise SessionFailed(Outcome("stopped", "stopped"))
-            raise SessionFailed(Outcome(f"{name} took longer than {timeout:g} s"))
+            raise SessionFailed(Outcome(f"{name} took longer than {timeout:g} s",
+                                        cause="timeout"))
     thread.join()
     if "error" in box:
         raise box.pop("error")  # popped: no cycle keeps its frames (and sockets) alive

@@ -175,6 +175,8 @@ class BargeInDetector:
         self._flushed_at = 0.0
         self.pauses = 0
         self.false_barge_ins = 0
+        self.onset_frames_ago = 0       # at the last PAUSE: frames since its speech began
+        self.resumed_on_echo = False    # at the last RESUME: the pause was loudness alone
         self.flushes = 0
 
     # -- the per-frame entry point ----------------------------------------------------------
@@ -312,6 +314,8 @@ class BargeInDetector:
             self._loud_run = self._loud_run + 1 if loud else 0
             confirmed = self._run >= self.s.onset_frames
             if confirmed or self._loud_run >= self.s.fast_frames:
+                # the run's first frame ended this many frames before the current one
+                self.onset_frames_ago = max(self._run, self._loud_run) - 1
                 self._provisional = not confirmed
                 self._confirming = self._run
                 self._loud_run = 0
@@ -365,6 +369,7 @@ class BargeInDetector:
         self.state = DetectorState.IDLE
         self._run = 0
         self.false_barge_ins += 1
+        self.resumed_on_echo = learn
         return Decision.RESUME
 
     def confirmed(self) -> None:

@@ -18,8 +18,8 @@ from typing import Any, Generic, Mapping, TypeVar
 
 from edgevoice.config.errors import ConfigError, Problem, did_you_mean
 from edgevoice.config.sections import (AgentSettings, AudioSettings, BargeInSettings,
-                                       GpioSettings, LogSettings, SessionSettings, is_file,
-                                       sections)
+                                       GpioSettings, LogSettings, MetricsSettings,
+                                       SessionSettings, is_file, sections)
 from edgevoice.config.types import MAX_SECRET_BYTES, Invalid, keys, value_type
 from edgevoice.redact import Secret
 
@@ -60,6 +60,7 @@ class Config:
     barge_in = _Section[BargeInSettings]()
     gpio = _Section[GpioSettings]()
     session = _Section[SessionSettings]()
+    metrics = _Section[MetricsSettings]()
     log = _Section[LogSettings]()
 
     def __getattr__(self, name: str) -> Any:  # a dialect's section: cfg.xuna
@@ -200,6 +201,7 @@ def _check_combination(cfg: Config, problems: list[Problem]) -> None:
             problems.append(Problem("tools", name, f"{program} is not an executable file; "
                                     f"check it exists and chmod +x it"))
     problems += cfg.audio.check()
+    problems += cfg.metrics.check()
 
 
 def _read_ini(text: str, path: str) -> configparser.ConfigParser:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edgevoice.config.errors import Problem
-from edgevoice.config.types import Boolean, Choice, Float, Integer, key
+from edgevoice.config.types import Boolean, Choice, Float, HostPort, Integer, key
 from edgevoice.config.types import Path as PathValue
 
 
@@ -242,6 +242,38 @@ class SessionSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """The Prometheus exporter (docs/metrics.md); off unless a key is set."""
+
+    listen: str = key("HOST:PORT of the HTTP endpoint Prometheus scrapes (GET /metrics), e.g. "
+                      "127.0.0.1:9464; empty: off. No authentication: keep it on loopback "
+                      "or a network you trust.", "", HostPort())
+    textfile: str = key("Absolute path of a .prom file for node_exporter's textfile "
+                        "collector, rewritten atomically every 15 s; empty: off.", "",
+                        PathValue())
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen or self.textfile)
+
+    def check(self) -> list[Problem]:
+        if not self.textfile:
+            return []
+        path = Path(self.textfile)
+        if not path.is_absolute():
+            return [Problem("metrics", "textfile", f"'{self.textfile}' must be an absolute "
+                            "path, e.g. /var/lib/node_exporter/textfile_collector/"
+                            "edgevoice.prom")]
+        if path.suffix != ".prom":
+            return [Problem("metrics", "textfile", f"'{path.name}' must end in .prom "
+                            "(node_exporter reads only *.prom files)")]
+        if not is_dir(path.parent):
+            return [Problem("metrics", "textfile", f"its folder {path.parent} does not exist; "
+                            "create it (node_exporter's --collector.textfile.directory)")]
+        return []
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = key("Log level.", "info", Choice("debug", "info", "warning", "error"))
 
@@ -252,6 +284,7 @@ CORE_SECTIONS: dict[str, type] = {
     "barge_in": BargeInSettings,
     "gpio": GpioSettings,
     "session": SessionSettings,
+    "metrics": MetricsSettings,
     "log": LogSettings,
 }
 

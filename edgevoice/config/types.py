@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import ipaddress
 import json
 import math
 import os
@@ -156,6 +157,41 @@ class Pattern(ValueType):
         if raw and not self.regex.fullmatch(raw):
             raise Invalid(f"'{raw}' must be {self.expected}")
         return raw
+
+
+class HostPort(ValueType):
+    """``HOST:PORT`` to listen on (empty: off). HOST is an IP address (``[::1]`` for IPv6)
+    or a host name; PORT 1 to 65535, or 0 for any free one (tests). Returned as written."""
+
+    _NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+    def parse(self, raw: str) -> str:
+        if raw:
+            split_host_port(raw)
+        return raw
+
+
+def split_host_port(raw: str) -> tuple[str, int]:
+    """``("127.0.0.1", 9464)`` from ``127.0.0.1:9464`` (``[::1]:9464``: ``"::1"``); raises
+    :class:`Invalid` saying what a good value looks like."""
+    expected = "expected HOST:PORT, e.g. 127.0.0.1:9464 (or 0.0.0.0:9464, [::1]:9464)"
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host:
+        raise Invalid(f"'{raw[:60]}' has no port; {expected}")
+    if not port.isdigit() or int(port) > 65535:
+        raise Invalid(f"'{port[:20]}' is not a port (0 to 65535); {expected}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise Invalid(f"'{host[:60]}' is not an IPv6 address; {expected}") from None
+    elif ":" in host:
+        raise Invalid(f"'{raw[:60]}': write an IPv6 address in brackets; {expected}")
+    elif not HostPort._NAME.fullmatch(host) or len(host) > 253:
+        raise Invalid(f"'{host[:60]}' is not an IP address or host name; {expected}")
+    return host, int(port)
 
 
 class List(ValueType):

@@ -18,6 +18,7 @@ Lifecycle of one session::
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -92,10 +93,22 @@ class Outcome:
     reason: str
     retry: Retry = Retry.SOON
     retry_after: float | None = None
+    #: which step failed, one of :data:`CAUSES` ("": not said; the session and the daemon
+    #: fill it in where they know, see :meth:`caused`); the metrics' ``reason`` label
+    cause: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.retry, Retry):
             object.__setattr__(self, "retry", Retry(self.retry))
+
+    def caused(self, cause: str) -> Outcome:
+        """This outcome with ``cause``, unless it already names one."""
+        return self if self.cause else dataclasses.replace(self, cause=cause)
+
+
+#: what may end a session badly (docs/metrics.md, ``edgevoice_sessions_failed_total``)
+CAUSES = ("connect", "timeout", "auth", "rate_limited", "bootstrap", "dead_link", "closed",
+          "too_big", "sound_device", "internal")
 
 
 class SessionFailed(Exception):
