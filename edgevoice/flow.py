@@ -14,6 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import websocket
+
+from edgevoice import redact
 from edgevoice.audio.bargein import Decision
 
 log = logging.getLogger(__name__)
@@ -241,3 +244,22 @@ def close_details(data: bytes) -> tuple[int | None, str]:
         code = int.from_bytes(data[:2], "big")
         return code, data[2:].decode("utf-8", "replace")[:120]
     return None, ""
+
+
+class ToolReply:
+    """Sends a ``[tools]`` program's answer to the agent (on the tool's thread), unless the
+    session has ended meanwhile; a send that fails is a warning, not an error."""
+
+    def __init__(self, call, provider, send, closed: threading.Event) -> None:
+        self.call, self.provider, self.send, self.closed = call, provider, send, closed
+
+    def __call__(self, output: str, is_error: bool) -> None:
+        name = self.call.name
+        if self.closed.is_set():
+            log.info("session ended before %s answered; result dropped", name)
+            return
+        try:
+            for message in self.provider.tool_result(self.call, output, is_error):
+                self.send(message)
+        except (websocket.WebSocketException, OSError) as exc:
+            log.warning("could not send the result of %s: %s", name, redact.describe_error(exc))

@@ -26,13 +26,13 @@ import websocket
 
 from edgevoice import redact
 from edgevoice.audio.bargein import BargeInDetector, Decision
-from edgevoice.flow import (BargeInDone, Closed, LateAudioFilter, MicQueue, close_details,
-                            stop_playback)
+from edgevoice.flow import (BargeInDone, Closed, LateAudioFilter, MicQueue, ToolReply,
+                            close_details, stop_playback)
 from edgevoice.lifecycle import DaemonState, SessionHost, SessionOptions
 from edgevoice.logsetup import RateLimitedLog, set_context
 from edgevoice.threads import join_threads, start_thread
-from edgevoice.transport import (STATUS_MESSAGE_TOO_BIG, MessageTooBig, call_with_deadline,
-                                 close_websocket, fetch, open_websocket, wake_websocket)
+from edgevoice.transport import (MessageTooBig, call_with_deadline, close_websocket, fetch,
+                                 open_websocket, refuse_too_big, wake_websocket)
 from edgevoice.providers.base import (AgentAudio, Ended, Interruption, Malformed,
                                       Notice, Outcome, OutputFormat, Provider, Ready, Reply,
                                       ResponseDone, SessionFailed, ToolCall, Transcript)
@@ -211,17 +211,7 @@ class Session:
         log.info("agent calls %s (call %s)", call.name, call.call_id,
                  extra={"event": "tool_call"})
 
-        def reply(output: str, is_error: bool) -> None:
-            if self._closed.is_set():
-                log.info("session ended before %s answered; result dropped", call.name)
-                return
-            try:
-                for message in self.provider.tool_result(call, output, is_error):
-                    self._send(message)
-            except (websocket.WebSocketException, OSError) as exc:
-                log.warning("could not send the result of %s: %s", call.name,
-                            redact.describe_error(exc))
-
+        reply = ToolReply(call, self.provider, self._send, self._closed)
         if self.tools is None:
             reply(f"this device has no tool named {call.name}", True)
         else:
@@ -350,7 +340,7 @@ class Session:
             except websocket.WebSocketTimeoutException:
                 continue  # nothing arrived for a while: the session thread judges liveness
             except MessageTooBig as exc:
-                self._refuse(exc)
+                self._put(Ended(refuse_too_big(self._ws, exc)))
                 return
             except (websocket.WebSocketException, OSError, ValueError) as exc:
                 if not self._closed.is_set():
@@ -385,17 +375,6 @@ class Session:
                     log.debug("handling %s failed", type(event).__name__, exc_info=True)
                     self._put(Malformed(f"could not handle {type(event).__name__} "
                                         f"({type(exc).__name__})"))
-
-    def _refuse(self, exc: MessageTooBig) -> None:
-        """The server started a message over the limit: its payload is never read; the
-        connection is closed with 1009 (message too big) and the session ends."""
-        try:
-            self._ws.send_close(STATUS_MESSAGE_TOO_BIG, "message too big")
-        except (websocket.WebSocketException, OSError):
-            pass
-        self._put(Ended(Outcome(f"the server sent a message of {exc.size} bytes or more, over "
-                                f"[session] max_message_bytes = {exc.limit}; closed with "
-                                f"{STATUS_MESSAGE_TOO_BIG}", cause="too_big")))
 
     def _dispatch(self, event) -> None:
         """Handle an event on the receive thread: audio and interruptions must not wait."""

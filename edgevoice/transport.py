@@ -373,3 +373,15 @@ def close_websocket(ws: websocket.WebSocket) -> None:
         ws.shutdown()
     except (OSError, AttributeError):
         pass
+
+
+def refuse_too_big(ws, exc: MessageTooBig) -> Outcome:
+    """The server started a message over the limit: its payload is never read; the
+    connection is closed with 1009 (message too big), and the session ends so."""
+    try:
+        ws.send_close(STATUS_MESSAGE_TOO_BIG, "message too big")
+    except (websocket.WebSocketException, OSError):
+        pass
+    return Outcome(f"the server sent a message of {exc.size} bytes or more, over [session] "
+                   f"max_message_bytes = {exc.limit}; closed with {STATUS_MESSAGE_TOO_BIG}",
+                   cause="too_big")
