@@ -20,10 +20,6 @@ def test_espeak_ng_is_installed():
     """scripts/bootstrap installs espeak-ng: without it the bench cannot build its corpus."""
     assert shutil.which("espeak-ng"), "espeak-ng is missing: run ./scripts/bootstrap"
 
-#: one xdist worker runs this module, so its module-scoped fixtures run once
-pytestmark = pytest.mark.xdist_group("bench_bargein")
-
-
 @pytest.fixture(scope="module")
 def bench():
     spec = importlib.util.spec_from_file_location("bench_bargein", SCRIPT)

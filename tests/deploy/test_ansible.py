@@ -110,10 +110,6 @@ def inventory(*hosts: str) -> str:
             "ansible_python_interpreter": "/usr/bin/python3"}
     return json.dumps({"edgevoice": {"hosts": {name: host for name in hosts}}})
 
-#: one xdist worker runs this module, so its module-scoped fixtures run once
-pytestmark = pytest.mark.xdist_group("ansible")
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     if os.geteuid() != 0:
