@@ -47,9 +47,12 @@ class DaemonState(StrEnum):
     STARTING = "starting"
     WAITING_FOR_DEVICE = "waiting for device"  #: a sound device is missing; retried
     IDLE = "idle"                              #: toggle mode, no session wanted
+    WAITING_FOR_WAKE = "waiting for wake word"  #: wake-word mode: only the detector hears
     CONNECTING = "connecting"                  #: bootstrap request, WebSocket handshake
     LISTENING = "listening"                    #: streaming; the agent is silent
     SPEAKING = "speaking"                      #: streaming; the agent's voice plays
+    FOLLOW_UP = "follow-up"                    #: wake-word mode: the answer ended; the
+    #:                                            session stays open for a question more
     OFFLINE = "offline"                        #: the last session failed; waiting to retry
     STOPPING = "stopping"                      #: :meth:`Daemon.stop` was called
     STOPPED = "stopped"
@@ -59,9 +62,11 @@ class Command(StrEnum):
     """What the button, signals and the service may ask of the daemon. Each travels on
     the :class:`Inbox` and is applied by the session thread, in order."""
 
-    MUTE = "mute"                      #: value: True to mute, False to unmute
+    MUTE = "mute"                      #: privacy mute; value: True to mute, False to unmute
     MIC = "mic"                        #: push-to-talk; value: True while the button is down
     INTERRUPT = "interrupt"            #: stop the agent's voice now
+    WAKE = "wake"                      #: the wake word was heard; value: its model name
+    VOLUME = "volume"                  #: value: (absolute level 0-100 | None, step)
     USER_ACTIVITY = "user activity"    #: tell the server the user is there
     START_SESSION = "start session"
     END_SESSION = "end session"
