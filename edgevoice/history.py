@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 from edgevoice.logsetup import RateLimitedLog
+from edgevoice.statefile import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -140,23 +141,4 @@ class History:
                 break
             kept.append(line)
             total += len(line)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            with open(fd, "wb") as f:
-                os.fchmod(fd, 0o600)  # a .tmp left by a crash keeps its own mode otherwise
-                f.writelines(reversed(kept))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except OSError:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self.path, b"".join(reversed(kept)))
