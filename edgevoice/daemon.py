@@ -43,6 +43,7 @@ from edgevoice.memory import pin_mmap_threshold
 from edgevoice.session import Session, SessionOptions
 from edgevoice.threads import start_thread
 from edgevoice.tools import ToolRunner
+from edgevoice.wake import BUTTON, WakeWord
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,9 @@ class Daemon:
         self._observers: list[DaemonObserver] = []
         self._state_lock = threading.Lock()
         self._reloader = reloader
+        self.wake_word = WakeWord(self) if config.agent.mode == "wake-word" else None
         # owned by the session thread; changed only by the commands it applies
-        self._want_session = start_session
+        self._want_session = start_session and self.wake_word is None  # wake-word: on the word
         self._muted = False
         self._mic_open = mic_open  # push-to-talk starts closed
         self._audio_restart = False
@@ -92,6 +94,8 @@ class Daemon:
 
     def state_changed(self, state: DaemonState, detail: str = "") -> None:
         """Enter ``state``; listeners hear of a new state, or of a new detail."""
+        if self.wake_word is not None:
+            state = self.wake_word.shown(state)  # "listening" after an answer is the follow-up
         with self._state_lock:
             changed = state != self.state
             self.state = state
@@ -133,6 +137,10 @@ class Daemon:
 
     def user_activity(self) -> None:
         self.inbox.order(Command.USER_ACTIVITY)
+
+    def wake(self, model: str = BUTTON) -> None:
+        """Wake-word mode: open a session as the wake word ``model`` does (the button)."""
+        self.inbox.order(Command.WAKE, model)
 
     def start_session(self) -> None:
         self.inbox.order(Command.START_SESSION)
@@ -226,7 +234,7 @@ class Daemon:
             try:
                 if a.backend == "file":
                     capture, playback = open_file_backend(a.input_file, a.output_file,
-                                                          a.output_rate)
+                                                          a.output_rate, a.file_speed)
                 elif a.backend == "room":
                     capture, playback = open_room_backend(a, wire_rate)
                 else:
@@ -269,6 +277,8 @@ class Daemon:
             outcome = Outcome("sound device failed", Retry.NOW, cause="sound_device")
         if outcome is None and session is not None:
             outcome = session.check(now)
+            if outcome is None and self.wake_word is not None:
+                outcome = self.wake_word.check(session, now)  # the follow-up window, quiet
         return outcome
 
     def _apply(self, order: Order) -> Outcome | None:
@@ -290,6 +300,8 @@ class Daemon:
             self._want_session = False
             if session is not None:
                 outcome = Outcome("session ended (button or idle timeout)", Retry.IDLE)
+        elif command is Command.WAKE and self.wake_word is not None:
+            self._want_session = self.wake_word.woken(order.value) or self._want_session
         elif command is Command.RESTART_SESSION:
             self._want_session = True
             outcome = Outcome("fresh session requested (button)", Retry.NOW)
@@ -353,7 +365,10 @@ class Daemon:
         built_for = None
         while not self.halt.is_set() and not self._audio_restart:
             if not self._want_session:
-                self.state_changed(DaemonState.IDLE, "press the button to talk")
+                if self.wake_word is not None:
+                    self.wake_word.listen(self.engine)  # only the detector hears the mic
+                else:
+                    self.state_changed(DaemonState.IDLE, "press the button to talk")
                 self._wait(None)
                 continue
             config = self.config
@@ -368,7 +383,9 @@ class Daemon:
                 carry: dict = {}  # provider state kept across sessions (gemini's resume handle)
             agent = config.agent
             replay = history.recent_user_turns(agent.history_replay_turns) if history else ()
-            provider = make_provider(config, replay, carry)
+            wake = self.wake_word
+            provider = make_provider(config if wake is None else wake.config_for(config),
+                                     replay, carry)
             if provider.mic_rate != self.engine.wire_rate:
                 self._audio_restart = True  # a dialect with another wire rate
                 break
@@ -377,7 +394,7 @@ class Daemon:
                 barge_in=config.barge_in if agent.barge_in else None)
             session = Session(provider, self.engine, config.session, self, options)
             session.mic_open = self.mic_enabled
-            self.engine.frame_sink = session.offer_frame
+            self.engine.frame_sink = session.offer_frame if wake is None else wake.sink(session)
             started = time.monotonic()
             try:
                 outcome = self.converse(session)
@@ -392,6 +409,10 @@ class Daemon:
                 set_context(session_id=None)
             if self.halt.is_set():
                 break
+            if wake is not None:  # back to the wake word (a restart: a session at once)
+                self._want_session = wake.ended(outcome)
+                self._notify("session_ended", outcome, None)
+                continue
             if outcome.retry in (Retry.NOW, Retry.IDLE):
                 log.info("%s", outcome.reason, extra={"event": "session_ended"})
                 policy.reset()

@@ -58,7 +58,9 @@ def run_daemon(tmp_path):
 
     running: list[RunningDaemon] = []
 
-    def start(agent, input_wav=None, extra: dict | None = None, listeners=()) -> RunningDaemon:
+    def start(agent, input_wav=None, extra: dict | None = None, listeners=(),
+              adjust=None) -> RunningDaemon:
+        """``adjust(config) -> config``: settings the file cannot give (tunables)."""
         sections = agent.config_values()
         # history and other state stay in the test's own folder (not /var/lib/edgevoice)
         sections["agent"]["state_dir"] = str(tmp_path / "state")
@@ -72,6 +74,8 @@ def run_daemon(tmp_path):
         path = tmp_path / f"edgevoice{len(running)}.conf"
         path.write_text(ini(sections))
         config = parse(path.read_text(), str(path))
+        if adjust is not None:
+            config = adjust(config)
         daemon = Daemon(config)
         for listener in listeners:
             daemon.add_listener(listener)

@@ -19,7 +19,8 @@ from typing import Any, Generic, Mapping, TypeVar
 from edgevoice.config.errors import ConfigError, Problem, did_you_mean
 from edgevoice.config.sections import (AgentSettings, AudioSettings, BargeInSettings,
                                        GpioSettings, LogSettings, MetricsSettings,
-                                       SessionSettings, is_file, sections)
+                                       SessionSettings, is_file, sections,
+                                       wake_word_problems)
 from edgevoice.config.types import MAX_SECRET_BYTES, Invalid, keys, value_type
 from edgevoice.redact import Secret
 
@@ -202,6 +203,7 @@ def _check_combination(cfg: Config, problems: list[Problem]) -> None:
                                     f"check it exists and chmod +x it"))
     problems += cfg.audio.check()
     problems += cfg.metrics.check()
+    problems += wake_word_problems(cfg)
 
 
 def _read_ini(text: str, path: str) -> configparser.ConfigParser:

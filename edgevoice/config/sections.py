@@ -1,5 +1,5 @@
 """The sections every configuration has ([agent], [audio], [barge_in], [gpio], [session],
-[log]); each dialect declares its own section in its provider module
+[wake_word], [metrics], [log]); each dialect declares its own section in its provider module
 (``edgevoice/providers/<name>.py``), found through the registry by :func:`dialects`.
 
 A section is a frozen dataclass of keys (:func:`~edgevoice.config.types.key`). A section
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from edgevoice.config.errors import Problem
-from edgevoice.config.types import Boolean, Choice, Float, HostPort, Integer, key
+from edgevoice.config.errors import Problem, did_you_mean
+from edgevoice.config.types import (Boolean, Choice, Float, HostPort, Integer, Invalid, List,
+                                    ValueType, key)
 from edgevoice.config.types import Path as PathValue
 
 
@@ -66,8 +67,9 @@ class AgentSettings:
                               "error result.", 8.0, Float(0.5, 60.0))
     mode: str = key("always-on: a session all the time, the button mutes; push-to-talk: the "
                     "mic is heard only while the button is held; toggle: a press starts a "
-                    "session, the next ends it.", "always-on",
-                    Choice("always-on", "push-to-talk", "toggle"))
+                    "session, the next ends it; wake-word: a spoken wake word ([wake_word]) "
+                    "starts a session, which ends after the answer and a follow-up window.",
+                    "always-on", Choice("always-on", "push-to-talk", "toggle", "wake-word"))
     toggle_idle_s: float = key("toggle mode: end a session after this many seconds without "
                                "speech either way.", 120.0, Float(10.0, 86400.0))
     barge_in: bool = key("Stop the agent's voice on the device the instant the user talks "
@@ -117,6 +119,7 @@ class AudioSettings:
                                 "speaker's.", 0.0, Float(-1000.0, 1000.0))
     room_latency_ms: int = key("room: speaker device buffer (written, heard this much later).",
                                40, Integer(0, 500))
+    file_speed: float = 1.0  # tests: the file backend's clock runs this much faster
 
     def check(self) -> list[Problem]:
         problems = []
@@ -273,6 +276,114 @@ class MetricsSettings:
         return []
 
 
+class WakeModels(List):
+    """Wake word models, comma-separated: bundled names or paths of microWakeWord ``.json``
+    files (their existence is checked with the section)."""
+
+    def parse(self, raw: str) -> tuple[str, ...]:
+        from edgevoice.audio.wakeword import builtin_models  # the engine, when first needed
+        names = super().parse(raw)
+        if not names:
+            raise Invalid("no model given; e.g. okay_nabu")
+        known = builtin_models()
+        for name in names:
+            if name not in known and not name.endswith(".json"):
+                raise Invalid(f"'{name}' is not a bundled model ({', '.join(known)}) nor the "
+                              "path of a microWakeWord .json" + did_you_mean(name, list(known)))
+        if len(set(names)) != len(names):
+            raise Invalid(f"'{raw}' names a model twice; list each once")
+        return names
+
+
+class AgentMap(ValueType):
+    """``model: provider`` pairs, comma-separated (``okay_nabu: xuna, alexa: gemini``)."""
+
+    EXAMPLE = "e.g. okay_nabu: xuna, alexa: gemini"
+
+    def parse(self, raw: str) -> tuple[tuple[str, str], ...]:
+        pairs: list[tuple[str, str]] = []
+        for item in (part.strip() for part in raw.split(",")):
+            if not item:
+                continue
+            model, sep, provider = (part.strip() for part in item.rpartition(":"))
+            if not sep or not model or not provider:
+                raise Invalid(f"'{item[:60]}' is not 'model: provider'; {self.EXAMPLE}")
+            if provider not in dialects():
+                raise Invalid(f"'{provider}' in '{item[:60]}' is not a provider; one of: "
+                              f"{', '.join(dialects())}" + did_you_mean(provider, list(dialects())))
+            if model in (m for m, _ in pairs):
+                raise Invalid(f"'{model}' is given two agents; keep one")
+            pairs.append((model, provider))
+        return tuple(pairs)
+
+    def render(self, value) -> str:
+        return ", ".join(f"{model}: {provider}" for model, provider in value)
+
+
+@dataclass(frozen=True)
+class WakeWordSettings:
+    """``[agent] mode = wake-word`` (:mod:`edgevoice.wake`)."""
+
+    models: tuple = key("Wake words listened for, comma-separated: okay_nabu, hey_jarvis, "
+                        "hey_mycroft, alexa (bundled), or the path of a microWakeWord model's "
+                        ".json (its .tflite beside it).", ("okay_nabu",), WakeModels())
+    agents: tuple = key("A different agent per wake word: 'model: provider' pairs, e.g. "
+                        "okay_nabu: xuna, alexa: gemini (each provider's own section holds its "
+                        "settings); a model not listed talks to [agent] provider.", (),
+                        AgentMap())
+    follow_up_s: float = key("After each answer the user may speak again without the wake "
+                             "word this long; silence ends the session (0: end after the "
+                             "answer).", 5.0, Float(0.0, 120.0))
+    quiet_s: float = key("A session in which nobody speaks for this long ends (after the "
+                         "wake word, or while waiting for an answer).", 15.0,
+                         Float(2.0, 3600.0))
+    cutoff: float = key("Detection threshold 0 to 1 for every model; higher: fewer false "
+                        "wakes, more misses (0: each model's own).", 0.0, Float(0.0, 0.99))
+    refractory_s: float = key("After a detection, ignore the wake words this long.", 2.0,
+                              Float(0.1, 30.0))
+
+    def agent_for(self, model: str, default: str) -> str:
+        """The provider (dialect) a session woken by ``model`` talks to."""
+        return dict(self.agents).get(model, default)
+
+    def check(self) -> list[Problem]:
+        problems = []
+        for model in self.models:
+            if model.endswith(".json") and not is_file(Path(model)):
+                problems.append(Problem("wake_word", "models", f"{model} does not exist; give "
+                                        "the path of a microWakeWord model's .json or a "
+                                        "bundled name such as okay_nabu"))
+        for model, _ in self.agents:
+            if model not in self.models:
+                problems.append(Problem("wake_word", "agents", f"'{model}' is not in models "
+                                        f"({', '.join(self.models)}); add it there or remove "
+                                        "its agent"))
+        return problems
+
+
+def wake_word_problems(cfg: Any) -> list[Problem]:
+    """The rules of wake-word mode: [wake_word] itself, the sections of the providers its
+    wake words choose, and one microphone rate for all of them (the sound device is
+    opened once, at the rate of [agent] provider)."""
+    if cfg.agent.mode != "wake-word":
+        return []
+    settings = cfg.section("wake_word")
+    problems = settings.check()
+    main = cfg.agent.provider
+    rate = dialects()[main].provider.mic_rate
+    for model, name in settings.agents:
+        if name == main:
+            continue
+        problems += cfg.section(name).check()
+        other = dialects()[name].provider.mic_rate
+        if other != rate:
+            problems.append(Problem("wake_word", "agents", f"{model}: {name} takes the "
+                                    f"microphone at {other} Hz, [agent] provider {main} at "
+                                    f"{rate} Hz; the device records at one rate: choose "
+                                    "providers of the same rate"))
+    return problems
+
+
 @dataclass(frozen=True)
 class LogSettings:
     level: str = key("Log level.", "info", Choice("debug", "info", "warning", "error"))
@@ -284,6 +395,7 @@ CORE_SECTIONS: dict[str, type] = {
     "barge_in": BargeInSettings,
     "gpio": GpioSettings,
     "session": SessionSettings,
+    "wake_word": WakeWordSettings,
     "metrics": MetricsSettings,
     "log": LogSettings,
 }

@@ -41,7 +41,7 @@ from edgevoice.device.gpio import open_gpio_device, pin_name, pin_or_none
 
 log = logging.getLogger(__name__)
 
-MODES = ("always-on", "push-to-talk", "toggle")
+MODES = ("always-on", "push-to-talk", "toggle", "wake-word")
 DEFAULT_LONG_PRESS_S = 3.0
 DEFAULT_BOUNCE_S = 0.03
 
@@ -88,6 +88,8 @@ class InitialState:
 def initial_state(mode: str) -> InitialState:
     """What the daemon should do at start in ``mode`` (the daemon is built with it)."""
     if mode == "toggle":
+        return InitialState(start_session=False, mic_open=True, muted=False, led="idle")
+    if mode == "wake-word":  # the wake word (or Daemon.wake) starts each session
         return InitialState(start_session=False, mic_open=True, muted=False, led="idle")
     if mode == "push-to-talk":
         return InitialState(start_session=True, mic_open=False, muted=False, led="connecting")
