@@ -73,7 +73,7 @@ class WakeWord:
         self.model: str | None = None     # what woke the session being opened or running
         self.woken_at: float | None = None
         self._heard_at = 0.0              # capture instant of the frame the detector fired in
-        self.streaming_after_s: float | None = None  # the last wake → streaming time
+        self.streaming_after_s: float | None = None  # the last wake → streaming time (s)
         self._session: Session | None = None
         self._agent_at = 0.0              # the last round the agent was speaking
         self._problem = ""                # why the last session failed, for the wait's detail
@@ -92,7 +92,12 @@ class WakeWord:
         """No session: the detector hears the mic, nothing else does."""
         self._session = None
         self.model = None
-        settings = self.daemon.config.section("wake_word")
+        config = self.daemon.config
+        limit = int((config.session.connect_timeout + BACKLOG_EXTRA_S) / FRAME_S)
+        if self._backlog.maxlen != limit:  # first wait, or a reload changed the timeout
+            engine.frame_sink = _discard
+            self._backlog = collections.deque(maxlen=limit)
+        settings = config.section("wake_word")
         built_for = (settings.models, settings.cutoff, settings.refractory_s, engine.wire_rate)
         if built_for != self._built_for:
             engine.frame_sink = _discard  # the capture thread lets go of the old detector
@@ -133,6 +138,7 @@ class WakeWord:
         self.model = model or BUTTON
         self.woken_at = self._heard_at if model != BUTTON else time.monotonic()
         self._holding = True  # the detector set it already; the button sets it here
+        self.streaming_after_s = None
         self._problem = ""
         log.info("woken by %s", "the button" if self.model == BUTTON else
                  f'"{spoken(self.model)}"', extra={"event": "wake_word"})
@@ -149,15 +155,13 @@ class WakeWord:
 
     def sink(self, session: Session):
         """The capture thread's sink for ``session``: the backlog first, then live frames."""
-        config = self.daemon.config
-        limit = int((config.session.connect_timeout + BACKLOG_EXTRA_S) / FRAME_S)
-        if self._backlog.maxlen != limit:  # first session, or a reload changed the timeout
-            self._backlog = collections.deque(self._backlog, maxlen=limit)
         self._session = session
         self._agent_at = 0.0
         self.user_spoke_at = 0.0
         if self.model is None:  # a session the wake word did not open (a long press)
-            self.model, self.woken_at, self._holding = BUTTON, time.monotonic(), True
+            self.model = BUTTON
+        if self.woken_at is None:  # ... or a fresh one for the same wake (a restart)
+            self.woken_at, self.streaming_after_s = time.monotonic(), None
         return self._session_sink
 
     def shown(self, state: DaemonState) -> DaemonState:
@@ -194,13 +198,13 @@ class WakeWord:
     def ended(self, outcome: Outcome) -> bool:
         """The session ended (the daemon has taken its sink away). True: open another at
         once (a restart); False: wait for the wake word again."""
-        woken_by, self.model, self._session = self.model, None, None
+        woken_by, self._session = self.model, None
         self._holding = False
         self._backlog.clear()
-        latency = self.streaming_after_s
-        self.streaming_after_s = None
-        if outcome.retry is Retry.NOW:
+        latency, self.woken_at = self.streaming_after_s, None
+        if outcome.retry is Retry.NOW:  # the same wake word's agent again
             return True
+        self.model = None
         if outcome.retry is Retry.IDLE:
             log.info("session woken by %s ended: %s%s", woken_by, outcome.reason,
                      "" if latency is None else f" (it streamed {latency * 1000:.0f} ms after "
