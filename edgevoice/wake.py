@@ -216,12 +216,6 @@ class WakeWord:
         self.daemon.state_changed(DaemonState.OFFLINE, outcome.reason)
         return False
 
-    def close(self) -> None:
-        if self.detector is not None:
-            self.detector.close()
-            self.detector = None
-            self._built_for = None
-
     # -- capture thread -----------------------------------------------------------------------
     def _start(self) -> None:
         """The first frame after :meth:`listen`: forget the last session and the detector's
