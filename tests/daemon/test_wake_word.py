@@ -130,3 +130,23 @@ def test_the_button_wakes_it_and_the_session_ends_when_nobody_speaks(make_agent,
     [closed] = agent.wait_for("ws_closed")
     assert closed.data["by"] == "client" and closed.data["code"] == 1000
     assert S.FOLLOW_UP not in states.states()  # no answer, no follow-up window
+
+
+def test_each_wake_word_talks_to_its_own_agent(make_agent, run_daemon, tmp_path):
+    """models = okay_nabu, alexa with agents = alexa: voiceapi: "alexa" opens a session with
+    the [voiceapi] agent, and the [agent] provider's agent hears nothing."""
+    wav = write_speech(tmp_path / "in.wav", silence(0.5), espeak("alexa"), silence(0.8),
+                       the_question(), silence(6.0))
+    main_agent = make_agent("xuna")
+    alexa_agent = make_agent("voiceapi")
+    extra = {section: keys for section, keys in alexa_agent.config_values().items()
+             if section != "agent"}
+    extra.update(wake_config(models="okay_nabu, alexa", agents="alexa: voiceapi",
+                             follow_up_s=1, quiet_s=5))
+    states = StateLog()
+    run_daemon(main_agent, wav, extra=extra, listeners=[states])
+    states.wait_for(S.WAITING_FOR_WAKE, S.CONNECTING, S.SPEAKING, S.WAITING_FOR_WAKE,
+                    timeout=30)
+    [heard] = alexa_agent.wait_for("user_speech_end")
+    assert abs(heard.data["seconds"] - QUESTION_SPEECH_S) < 0.3
+    assert main_agent.event_log.events == []
