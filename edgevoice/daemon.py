@@ -16,7 +16,7 @@ Other parts of the program follow the daemon through :meth:`Daemon.add_listener`
 (``listener(state, detail)``, state a :class:`~edgevoice.lifecycle.DaemonState`: the
 demo's progress lines, systemd's STATUS) and :meth:`Daemon.add_observer` (a
 :class:`DaemonObserver`: the service's LED, button and watchdog). Both are called on the
-session thread.
+session thread. In wake-word mode :mod:`edgevoice.wake` says when a session starts and ends.
 """
 
 from __future__ import annotations

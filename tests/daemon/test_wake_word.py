@@ -11,7 +11,7 @@ import numpy as np
 from edgevoice.audio.wakeword import WakeWordDetector
 from edgevoice.lifecycle import DaemonState
 from tests.daemon.test_states import StateLog
-from tests.support import answer_matches_question, audible_spans, read_wav, wait_until
+from tests.support import answer_matches_question, speaker_spans, wait_until
 from tests.support.speech import espeak, silence, the_question, write_speech
 
 S = DaemonState
@@ -54,7 +54,7 @@ def test_okay_nabu_opens_a_session_and_only_the_question_reaches_the_agent(
     [closed] = agent.wait_for("ws_closed")
     assert closed.data["by"] == "client" and closed.data["code"] == 1000  # ended gracefully
     # what the agent heard, it said back: the question, and only it
-    samples, rate, spans = (lambda s, r: (s, r, audible_spans(s, r)))(*read_wav(handle.output))
+    samples, rate, spans = speaker_spans(handle)
     assert len(spans) == 1, spans
     start, end = spans[0]
     answer = samples[int(start * rate):int(end * rate)]
