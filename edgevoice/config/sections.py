@@ -281,11 +281,14 @@ class WakeModels(List):
     files (their existence is checked with the section)."""
 
     def parse(self, raw: str) -> tuple[str, ...]:
-        from edgevoice.audio.wakeword import builtin_models  # the engine, when first needed
+        from edgevoice.audio.wakeword import WakeWordUnavailable, builtin_models
         names = super().parse(raw)
         if not names:
             raise Invalid("no model given; e.g. okay_nabu")
-        known = builtin_models()
+        try:
+            known = builtin_models()  # the engine is imported when first needed
+        except WakeWordUnavailable as exc:
+            raise Invalid(f"{exc}; reinstall edgevoice (it depends on it)") from None
         for name in names:
             if name not in known and not name.endswith(".json"):
                 raise Invalid(f"'{name}' is not a bundled model ({', '.join(known)}) nor the "

@@ -150,3 +150,23 @@ def test_each_wake_word_talks_to_its_own_agent(make_agent, run_daemon, tmp_path)
     [heard] = alexa_agent.wait_for("user_speech_end")
     assert abs(heard.data["seconds"] - QUESTION_SPEECH_S) < 0.3
     assert main_agent.event_log.events == []
+
+
+def test_a_session_that_cannot_open_goes_back_to_waiting_and_says_why(make_agent, run_daemon,
+                                                                     tmp_path):
+    """The agent refuses the key: "offline", then the wait for the wake word again (not a
+    retry loop the user did not ask for), its status naming the failure; the next wake
+    tries once more."""
+    agent = make_agent("xuna", reject_auth=True)
+    states = StateLog()
+    handle = run_daemon(agent, write_speech(tmp_path / "quiet.wav", silence(10.0)),
+                        extra=WAKE, listeners=[states])
+    states.wait_for(S.WAITING_FOR_WAKE)
+    handle.daemon.wake()
+    states.wait_for(S.WAITING_FOR_WAKE, S.CONNECTING, S.OFFLINE, S.WAITING_FOR_WAKE)
+    last = [d for s, d, _ in states.calls if s is S.WAITING_FOR_WAKE][-1]
+    assert "the last session failed" in last and 'say "okay nabu"' in last
+    assert handle.daemon.stats.sessions_started == 1
+    handle.daemon.wake()
+    wait_until(lambda: handle.daemon.stats.sessions_started == 2, 10, "a second attempt")
+    states.wait_for(S.OFFLINE, S.WAITING_FOR_WAKE, S.CONNECTING, S.OFFLINE, S.WAITING_FOR_WAKE)
