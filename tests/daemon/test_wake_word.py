@@ -5,6 +5,7 @@ so the speaker's WAV holds exactly what reached the agent as speech."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 
@@ -116,9 +117,11 @@ def test_a_second_question_in_the_follow_up_window_stays_in_the_session(
 
 
 def test_the_button_wakes_it_and_the_session_ends_when_nobody_speaks(make_agent, run_daemon,
-                                                                      tmp_path):
+                                                                      tmp_path, caplog):
     """Daemon.wake() (the button) opens a session like the wake word; with nothing said
-    it ends after quiet_s, gracefully, and the wait for the wake word starts again."""
+    it ends after quiet_s, gracefully, and the wait for the wake word starts again. The
+    wake and the end are journal events."""
+    caplog.set_level(logging.INFO, logger="edgevoice.wake")
     agent = make_agent("xuna")
     states = StateLog()
     wav = write_speech(tmp_path / "quiet.wav", silence(12.0))
@@ -130,6 +133,9 @@ def test_the_button_wakes_it_and_the_session_ends_when_nobody_speaks(make_agent,
     [closed] = agent.wait_for("ws_closed")
     assert closed.data["by"] == "client" and closed.data["code"] == 1000
     assert S.FOLLOW_UP not in states.states()  # no answer, no follow-up window
+    events = {r.event: r.getMessage() for r in caplog.records if hasattr(r, "event")}
+    assert events["wake_word"] == "woken by the button"
+    assert "nobody spoke for 2 s" in events["wake_session_ended"]
 
 
 def test_each_wake_word_talks_to_its_own_agent(make_agent, run_daemon, tmp_path):
