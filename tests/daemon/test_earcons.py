@@ -13,15 +13,10 @@ import numpy as np
 from edgevoice.audio.room_backend import side_paths
 from edgevoice.lifecycle import DaemonObserver, DaemonState
 from tests.support import audible_spans, drained, question, read_wav, wait_until, write_wav
-from tests.support.earcons import gain_db, occurrences, template
+from tests.support.earcons import (SOUNDS, earcon_done, gain_db, occurrences, silence,
+                                    template)
 
 RATE = 16000
-
-
-def silence(tmp_path, seconds: float = 60.0) -> str:
-    path = tmp_path / "silence.wav"
-    write_wav(path, np.zeros(int(seconds * RATE), dtype="<i2"), RATE)
-    return str(path)
 
 
 class Timeline(DaemonObserver):
@@ -42,16 +37,12 @@ class Timeline(DaemonObserver):
         return next(t for s, t in self.states if s is state)
 
 
-def earcon_done(handle) -> bool:
-    mixer = handle.daemon.engine.mixer
-    return mixer.earcon_blocks > 0 and mixer.playing == "" and not mixer._requests
-
-
 def test_listening_at_the_start_and_on_unmute_ended_at_the_end(make_agent, run_daemon,
                                                                  tmp_path):
     agent = make_agent("xuna")
     timeline = Timeline()
-    handle = run_daemon(agent, silence(tmp_path), listeners=[timeline])
+    handle = run_daemon(agent, silence(tmp_path), listeners=[timeline],
+                        extra={"sounds": SOUNDS})
     daemon = handle.daemon
     wait_until(lambda: daemon.state is DaemonState.LISTENING, 10, "the session to listen")
     wait_until(lambda: earcon_done(handle), 5, "the listening sound")
@@ -89,7 +80,8 @@ def test_error_once_while_the_agent_cannot_be_reached(make_agent, run_daemon, tm
     agent = make_agent("xuna")
     agent.stop()  # its port refuses connections now
     timeline = Timeline()
-    handle = run_daemon(agent, silence(tmp_path), listeners=[timeline])
+    handle = run_daemon(agent, silence(tmp_path), listeners=[timeline],
+                        extra={"sounds": SOUNDS})
     wait_until(lambda: handle.daemon.stats.sessions_started >= 3, 20, "three attempts")
     wait_until(lambda: earcon_done(handle), 5, "the error sound")
     t0 = handle.t0()
@@ -121,7 +113,7 @@ def test_thinking_ticks_while_a_slow_tool_runs_and_stops_for_the_answer(make_age
     timeline = Timeline()
     handle = run_daemon(agent, listeners=[timeline],
                         extra={"tools": {"get_temperature": str(tool)},
-                               "sounds": {"thinking_after_s": "0"}})  # the tool alone
+                               "sounds": {**SOUNDS, "thinking_after_s": "0"}})  # the tool alone
     handle.daemon.add_observer(timeline)
     output = agent.wait_for("function_output", timeout=25)[0]
     agent.wait_for("reply_end", timeout=20)
@@ -170,7 +162,8 @@ def test_sounds_over_the_agents_voice_never_barge_in(make_agent, run_daemon, tmp
     audio = {"backend": "room", "room_ir": _room_ir(tmp_path / "ir.wav"),
              "room_echo_gain_db": "0", "room_noise_dbfs": "-70", "echo_cancel": "speex"}
     agent = make_agent("xuna")
-    handle = run_daemon(agent, str(tmp_path / "user.wav"), extra={"audio": audio})
+    handle = run_daemon(agent, str(tmp_path / "user.wav"),
+                        extra={"audio": audio, "sounds": SOUNDS})
     daemon = handle.daemon
     assert daemon.config.agent.barge_in
     [start] = agent.wait_for("reply_start", timeout=30)

@@ -1,12 +1,30 @@
-"""Finding the earcons in a speaker output WAV: where each bundled sound starts, and at
-what gain (normalised cross-correlation with the sound as the daemon loads it)."""
+"""Earcons in tests: the ``[sounds]`` that turn them on (the ``run_daemon`` fixture turns
+them off), a silent microphone, whether the mixer has played one out, and where each
+bundled sound starts in a speaker output WAV and at what gain (normalised
+cross-correlation with the sound as the daemon loads it)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from edgevoice.audio.room_backend import fft_convolve
-from edgevoice.sounds import load_sound
+from edgevoice.sounds import NAMES, load_sound
+from tests.support import write_wav
+
+SOUNDS = {name: "default" for name in NAMES}  #: ``extra={"sounds": SOUNDS}``: the bundled ones
+
+
+def silence(tmp_path, seconds: float = 60.0, rate: int = 16000) -> str:
+    """A silent input WAV (the user says nothing)."""
+    path = tmp_path / "silence.wav"
+    write_wav(path, np.zeros(int(seconds * rate), dtype="<i2"), rate)
+    return str(path)
+
+
+def earcon_done(handle) -> bool:
+    """An earcon has played and none is playing or waiting now (``handle.daemon``)."""
+    mixer = handle.daemon.engine.mixer
+    return mixer.earcon_blocks > 0 and mixer.playing == "" and not mixer._requests
 
 
 def template(name: str, rate: int, seconds: float | None = None) -> np.ndarray:
