@@ -41,7 +41,9 @@ MAX_THINKING_S = 30.0  # the agent silent this long after the user: stop ticking
 STARTS = frozenset({DaemonState.STARTING, DaemonState.CONNECTING, DaemonState.IDLE,
                     DaemonState.WAITING_FOR_WAKE, DaemonState.OFFLINE,
                     DaemonState.WAITING_FOR_DEVICE})
-TALKING = frozenset({DaemonState.LISTENING, DaemonState.SPEAKING})
+#: a session is open and the agent silent: a sound may tick while an answer is awaited
+AWAITING = frozenset({DaemonState.LISTENING, DaemonState.FOLLOW_UP})
+TALKING = AWAITING | {DaemonState.SPEAKING}
 
 
 def load_sound(setting: str, name: str, rate: int, gain: float) -> np.ndarray | None:
@@ -157,7 +159,7 @@ class Earcons(DaemonObserver):
         after = self.settings.thinking_after_s
         waited = None if self._user_done is None else now - self._user_done
         slow = after > 0 and waited is not None and after <= waited < MAX_THINKING_S
-        self._think(self._state is DaemonState.LISTENING and (self._tools > 0 or slow))
+        self._think(self._state in AWAITING and (self._tools > 0 or slow))
 
     def _think(self, on: bool) -> None:
         if on == self._thinking:

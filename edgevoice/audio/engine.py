@@ -155,7 +155,7 @@ class AudioEngine:
                 if wait_writable is not None:
                     wait_writable()
                 audible = read_into(view) > 0  # the agent's voice (an earcon is no barge-in cue)
-                earcon = mix(samples)
+                earcon = mix(samples, audible)
                 write(block)
             except Exception as exc:
                 failures += 1

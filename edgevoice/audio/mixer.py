@@ -44,8 +44,8 @@ def volume_gain(level: int) -> float:
 
 
 class Mixer:
-    """The agent's voice and one earcon at a time, at ``rate``, in blocks of ``block``
-    samples (the player's block)."""
+    """The agent's voice and one earcon at a time, in blocks of ``block`` samples (the
+    player's block, at the speaker's rate)."""
 
     def __init__(self, block: int, duck_db: float = 12.0) -> None:
         self.block = block
@@ -81,16 +81,17 @@ class Mixer:
         self._requests.append(("", None, only_loop))
 
     # -- the player thread -----------------------------------------------------------------
-    def mix(self, samples: np.ndarray) -> bool:
-        """Mix into ``samples`` (int16, the block, modified in place); True when an earcon
-        is in it."""
+    def mix(self, samples: np.ndarray, audible: bool = True) -> bool:
+        """Mix into ``samples`` (int16, the block, modified in place; ``audible`` False: it
+        is silence); True when an earcon is in it."""
         requests = self._requests
         while requests:
             self._take(requests.popleft())
         sound = self._sound
         target = self.gain * (self.duck if sound is not None else 1.0)
         applied = self._applied
-        if sound is None and target == 1.0 and applied == 1.0:
+        if sound is None and (not audible or (target == 1.0 and applied == 1.0)):
+            self._applied = target  # (after silence the voice starts at its gain: no glide)
             return False
         acc, tmp = self._acc, self._tmp
         np.copyto(acc, samples)

@@ -39,8 +39,8 @@ class Player:
 
     def run(self, blocks: int) -> np.ndarray:
         for _ in range(blocks):
-            self.buffer.read_into(memoryview(self.block))
-            self.earcon_blocks.append(self.mixer.mix(self.samples))
+            audible = self.buffer.read_into(memoryview(self.block)) > 0
+            self.earcon_blocks.append(self.mixer.mix(self.samples, audible))
             self.out.append(self.samples.copy())
         return np.concatenate(self.out[-blocks:])
 
@@ -146,14 +146,12 @@ def test_mixing_allocates_nothing_per_block():
     samples = np.frombuffer(block, dtype="<i2")
     view = memoryview(block)
     for _ in range(50):  # warm up
-        buffer.read_into(view)
-        mixer.mix(samples)
+        mixer.mix(samples, buffer.read_into(view) > 0)
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
         for _ in range(500):
-            buffer.read_into(view)
-            mixer.mix(samples)
+            mixer.mix(samples, buffer.read_into(view) > 0)
         grown = tracemalloc.get_traced_memory()[0] - base
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:

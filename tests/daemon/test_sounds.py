@@ -122,6 +122,10 @@ def test_thinking_after_the_users_turn_until_the_agent_answers():
     t = rig.earcons._user_done
     rig.earcons.tick(t + 31.0)
     assert rig.sounding() == ""  # gives up after MAX_THINKING_S
+    rig.states(S.SPEAKING, S.FOLLOW_UP)  # wake-word mode: the answer ended, the session open
+    rig.earcons.session_event(Transcript("user", "and tomorrow?"))
+    rig.earcons.tick(rig.earcons._user_done + 2.5)
+    assert rig.sounding() == "thinking"
 
 
 def test_thinking_while_a_tool_runs_and_only_while_the_agent_is_silent():
