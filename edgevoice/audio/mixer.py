@@ -94,19 +94,19 @@ class Mixer:
             self._applied = target  # (after silence the voice starts at its gain: no glide)
             return False
         acc, tmp = self._acc, self._tmp
-        np.copyto(acc, samples)
         if applied != target:  # glide over this block
             np.multiply(self._ramp, target - applied, out=tmp)
             tmp += applied
-            acc *= tmp
+            np.multiply(samples, tmp, out=acc)
             self._applied = target
-        elif target != 1.0:
-            acc *= target
+        else:
+            np.multiply(samples, np.float32(target), out=acc)
         if sound is not None:
             self._add_earcon(acc, tmp, sound)
             self.earcon_blocks += 1
         np.rint(acc, out=acc)
-        np.clip(acc, -32768.0, 32767.0, out=acc)
+        if sound is not None:  # (gains never exceed 1: only an earcon can clip)
+            np.clip(acc, -32768.0, 32767.0, out=acc)
         np.copyto(samples, acc, casting="unsafe")
         return sound is not None
 
