@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
+import wave
 
 import numpy as np
 import pytest
@@ -19,10 +23,20 @@ from edgevoice.config import parse
 from edgevoice.lifecycle import DaemonState
 from edgevoice.service import Service
 from edgevoice.volume import STATE_FILE, VolumeControl
-from tests.support import drained, ini, question, read_wav, wait_until
+from tests.support import (ROOT, LineReader, drained, ini, question, read_wav, wait_until,
+                           write_wav)
 from tests.support.config import XUNA
 from tests.support.earcons import (SOUNDS, earcon_done, gain_db, occurrences, silence,
                                     template)
+
+def wav_seconds(path) -> float:
+    """Seconds in a WAV that another process is writing (its header is kept current)."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            return w.getnframes() / w.getframerate()
+    except (OSError, EOFError, wave.Error):
+        return 0.0
+
 
 def energy_db(x: np.ndarray) -> float:
     return 10 * np.log10(np.sum(x.astype(np.float64) ** 2))
@@ -162,3 +176,45 @@ def test_an_unwritable_state_directory_keeps_the_level_for_this_run(tmp_path, ca
     assert control.change(level=30, step=-50) == 0
     assert control.level == 0
     assert any("cannot write" in r.getMessage() for r in caplog.records)
+
+
+def test_sighup_with_a_new_volume_turns_the_next_answer_down(make_agent, tmp_path, notify):
+    """``edgevoice run`` for real: SIGHUP after editing [audio] volume; the answer that
+    follows is measured in the output WAV at the new level, in the same session."""
+    agent = make_agent("xuna")
+    q, rate = question()
+    wav = tmp_path / "later.wav"
+    write_wav(wav, np.concatenate([np.zeros(4 * rate, dtype="<i2"), q]), rate)
+    sections = agent.config_values()
+    sections["agent"]["state_dir"] = str(tmp_path / "state")
+    sections["audio"] = {"backend": "file", "input_file": str(wav),
+                         "output_file": str(tmp_path / "out.wav"), "volume": "100"}
+    sections["sounds"] = {"listening": "off"}
+    conf = tmp_path / "edgevoice.conf"
+    conf.write_text(ini(sections))
+    env = dict(os.environ, NOTIFY_SOCKET=notify.path)
+    proc = subprocess.Popen([sys.executable, "-m", "edgevoice", "run", "--config", str(conf)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            cwd=ROOT, env=env)
+    reader = LineReader(proc.stderr)
+    try:
+        notify.wait_for("READY=1", timeout=10)
+        agent.wait_for("ws_open", timeout=10)
+        sections["audio"]["volume"] = "30"
+        conf.write_text(ini(sections))
+        proc.send_signal(signal.SIGHUP)
+        reader.wait_for("volume 30 (configuration reloaded)", timeout=5)
+        reader.wait_for("nothing that needs a new session changed", timeout=5)
+        [reply] = agent.wait_for("reply_end", timeout=30)
+        # the speaker's WAV grows in real time: wait until it holds the whole answer
+        needed = 4.0 + len(q) / rate + reply.data["seconds"] + 1.0
+        wait_until(lambda: wav_seconds(tmp_path / "out.wav") >= needed, 15, "the answer")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert agent.count("ws_open") == 1  # the same session throughout
+    assert "reopening the sound devices" not in reader.text()
+    speaker, _ = read_wav(tmp_path / "out.wav")
+    assert energy_db(speaker) - energy_db(q) == pytest.approx(volume_db(30), abs=0.5)
