@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import wave
 
@@ -23,7 +21,7 @@ from edgevoice.config import parse
 from edgevoice.lifecycle import DaemonState
 from edgevoice.service import Service
 from edgevoice.volume import STATE_FILE, VolumeControl
-from tests.support import (ROOT, LineReader, drained, ini, question, read_wav, wait_until,
+from tests.support import (drained, ini, question, read_wav, start_run, wait_until,
                            write_wav)
 from tests.support.config import XUNA
 from tests.support.earcons import (SOUNDS, earcon_done, gain_db, occurrences, silence,
@@ -192,11 +190,7 @@ def test_sighup_with_a_new_volume_turns_the_next_answer_down(make_agent, tmp_pat
     sections["sounds"] = {"listening": "off"}
     conf = tmp_path / "edgevoice.conf"
     conf.write_text(ini(sections))
-    env = dict(os.environ, NOTIFY_SOCKET=notify.path)
-    proc = subprocess.Popen([sys.executable, "-m", "edgevoice", "run", "--config", str(conf)],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            cwd=ROOT, env=env)
-    reader = LineReader(proc.stderr)
+    proc, reader = start_run(conf, NOTIFY_SOCKET=notify.path)
     try:
         notify.wait_for("READY=1", timeout=10)
         agent.wait_for("ws_open", timeout=10)
