@@ -152,14 +152,15 @@ class ToolRunner:
         start_thread("tool", work)
 
     def _running_changed(self, delta: int) -> None:
+        """Tell ``on_running`` the new count, under the lock: two tools ending together
+        report in order (the listener must not block: the daemon's puts on its inbox)."""
         with self._lock:
             self._busy += delta
-            busy = self._busy
-        if self.on_running is not None:
-            try:
-                self.on_running(busy)
-            except Exception:  # a listener must not break the tool call
-                log.exception("tool listener failed")
+            if self.on_running is not None:
+                try:
+                    self.on_running(self._busy)
+                except Exception:  # a listener must not break the tool call
+                    log.exception("tool listener failed")
 
     def close(self) -> None:
         """Kill every running tool's process group (the daemon is stopping); tools
