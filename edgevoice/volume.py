@@ -2,7 +2,8 @@
 
 The level (0-100) is applied in software by the player's mixer
 (:func:`edgevoice.audio.mixer.volume_gain`: 40 dB evenly in dB from 1 to 100, 0 is silence)
-to the agent's voice and the earcons alike. It changes at run time through
+to the agent's voice and the earcons alike, or, with ``[audio] mixer`` on the alsa backend,
+on the same curve by the card's own control (:mod:`edgevoice.audio.alsa_mixer`). It changes at run time through
 :meth:`edgevoice.daemon.Daemon.change_volume` (the button's gestures) and through SIGHUP
 with a new ``[audio] volume`` (applied without reopening the sound devices).
 
@@ -19,6 +20,7 @@ import logging
 from pathlib import Path
 
 from edgevoice import statefile
+from edgevoice.audio.alsa_mixer import HardwareVolume
 from edgevoice.config import Config, state_dir
 from edgevoice.lifecycle import DaemonObserver
 
@@ -29,8 +31,9 @@ STATE_FILE = "volume.json"
 
 def needs_reopen(old_audio, new_audio) -> bool:
     """Whether a reload's new ``[audio]`` section needs the sound devices reopened: any
-    change but the volume's, which is applied on the fly."""
-    return dataclasses.replace(old_audio, volume=new_audio.volume) != new_audio
+    change but the volume's and the mixer control's, which are applied on the fly."""
+    return dataclasses.replace(old_audio, volume=new_audio.volume,
+                               mixer=new_audio.mixer) != new_audio
 
 
 class VolumeControl(DaemonObserver):
@@ -40,7 +43,10 @@ class VolumeControl(DaemonObserver):
     def __init__(self, config: Config) -> None:
         self._path = state_dir(config) / STATE_FILE
         self._configured = config.audio.volume
+        self._audio = config.audio
         self._mixer = None
+        self.hardware: HardwareVolume | None = None  # the card's control, when it works
+        self._hardware_setting = "off"
         self.level = self._restore()
 
     def _restore(self) -> int:
@@ -60,14 +66,45 @@ class VolumeControl(DaemonObserver):
     # -- DaemonObserver -------------------------------------------------------------------
     def audio_opened(self, engine) -> None:
         self._mixer = engine.mixer
-        engine.mixer.set_volume(self.level)
+        self._open_hardware()
+        self._apply()
 
     def reloaded(self, config: Config) -> None:
-        """A reloaded configuration: a new ``[audio] volume`` is applied now."""
+        """A reloaded configuration: a new ``[audio] volume`` or mixer is applied now."""
         self._path = state_dir(config) / STATE_FILE
+        self._audio = config.audio
+        if self._mixer is not None:
+            self._open_hardware()
         if config.audio.volume != self._configured:
             self._configured = config.audio.volume
             self._set(config.audio.volume, "configuration reloaded")
+        else:
+            self._apply()
+
+    def _open_hardware(self) -> None:
+        """Open ``[audio] mixer`` when it names a control other than the open one."""
+        a = self._audio
+        setting = a.mixer if a.backend == "alsa" else "off"
+        if a.mixer != "off" and a.backend != "alsa" and self._hardware_setting == "off":
+            log.info("[audio] mixer applies to the alsa backend only; the volume stays in "
+                     "software")
+        if setting == self._hardware_setting:
+            return
+        if self.hardware is not None:
+            self.hardware.close()
+        self.hardware = HardwareVolume.open(setting) if setting != "off" else None
+        self._hardware_setting = setting
+        if self.hardware is not None:
+            log.info("volume on the card's %s control (%s)", self.hardware.control,
+                     self.hardware.device)
+
+    def _apply(self) -> None:
+        """The level to the card's control when there is one that works (the software
+        mixer then passes everything at full level), else to the software mixer."""
+        hardware = self.hardware
+        on_card = hardware is not None and not hardware.failed and hardware.apply(self.level)
+        if self._mixer is not None:
+            self._mixer.set_volume(100 if on_card else self.level)
 
     # -- changes ------------------------------------------------------------------------------
     def change(self, level: int | None = None, step: int = 0) -> int:
@@ -80,8 +117,7 @@ class VolumeControl(DaemonObserver):
 
     def _set(self, level: int, why: str) -> None:
         self.level = level
-        if self._mixer is not None:
-            self._mixer.set_volume(level)
+        self._apply()
         log.info("volume %d (%s)", level, why, extra={"event": "volume"})
         statefile.write_json(self._path, {"level": level, "config": self._configured})
 

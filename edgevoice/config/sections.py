@@ -111,6 +111,10 @@ class AudioSettings:
                       "(50 is -20 dB). The button and SIGHUP change it at run time; the "
                       "level set last is kept in state_dir (see Volume).", 100,
                       Integer(0, 100))
+    mixer: str = key("alsa: the card's playback control that carries the volume instead "
+                     "(CONTROL or CONTROL@DEVICE, e.g. PCM or Speaker@hw:1; `amixer -D "
+                     "hw:1 scontrols` lists them), through the optional pyalsaaudio package; "
+                     "off: software only.", "off")
     room_ir: str = key("room: speaker-to-mic impulse response (WAV at the input's rate).",
                        "", PathValue())
     room_user_ir: str = key("room: impulse response from the user to the mic (empty: direct).",
