@@ -34,16 +34,18 @@ from edgevoice.config import EX_CONFIG, Config, state_dir
 from edgevoice.flow import Stats
 from edgevoice.history import History
 from edgevoice.lifecycle import (Command, DaemonObserver, DaemonState, Inbox, Order,
-                                 ReconnectPolicy, Reload)
+                                 ReconnectPolicy, Reload, ToolsRunning)
 from edgevoice.logsetup import set_context
 from edgevoice.providers import make_provider
 from edgevoice.providers.base import Outcome, Retry, SessionFailed
 from edgevoice.redact import describe_error
 from edgevoice.memory import pin_mmap_threshold
 from edgevoice.session import Session, SessionOptions
+from edgevoice.sounds import Earcons
 from edgevoice.threads import start_thread
 from edgevoice.tools import ToolRunner
 from edgevoice.wake import BUTTON, WakeWord
+from edgevoice.volume import VolumeControl
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,11 @@ class Daemon:
         self._mic_open = mic_open  # push-to-talk starts closed
         self._audio_restart = False
         self._result: int | BaseException = 0
+        self.volume = VolumeControl(config)  # the output level, kept in the state directory
+        self.sounds = Earcons(self)  # earcons from the states and events below
+        self.add_observer(self.volume)
+        self.add_observer(self.sounds)
+        self.add_listener(self.sounds.on_state)
 
     # -- observers ------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -150,6 +157,12 @@ class Daemon:
 
     def restart_session(self) -> None:
         self.inbox.order(Command.RESTART_SESSION)
+
+    def change_volume(self, level: int | None = None, step: int = 0) -> None:
+        """Set the output volume to ``level`` (0-100; None: the current one), then move it
+        by ``step``; clamped to 0-100, applied at the player's next block, remembered in the
+        state directory (see :mod:`edgevoice.volume`)."""
+        self.inbox.order(Command.VOLUME, (level, step))
 
     # -- what the button may read (any thread) ----------------------------------------------
     def agent_speaking(self) -> bool:
@@ -263,10 +276,13 @@ class Daemon:
         outcome = None
         if isinstance(item, Order):
             outcome = self._apply(item)
+        elif isinstance(item, ToolsRunning):
+            self._notify("tools_running", item.count)
         elif item is not None:
             source, event = item
             if source is session and session is not None:  # not a late one of an old session
                 outcome = session.handle(event)
+                self._notify("session_event", event)
         now = time.monotonic()
         self._notify("tick", now)
         engine = self.engine
@@ -290,6 +306,9 @@ class Daemon:
             return None
         if command is Command.RELOAD:
             return self._reload()
+        if command is Command.VOLUME:
+            self.volume.change(*order.value)
+            return None
         if command is Command.MUTE:
             self._muted = order.value
         elif command is Command.MIC:
@@ -318,6 +337,7 @@ class Daemon:
         change, config = self._reloader(self.config)
         if config is not None:
             self.config = config
+            self._notify("reloaded", config)
         if change is Reload.AUDIO:
             self._audio_restart = True
             return Outcome("restarting for the new [audio] settings", Retry.NOW)
@@ -377,7 +397,8 @@ class Daemon:
                 agent = config.agent
                 policy = ReconnectPolicy(config.session.reconnect_max_delay,
                                          config.session.auth_retry_delay)
-                tools = ToolRunner(dict(config.tools), agent.tool_timeout, self.stats.tool_calls)
+                tools = ToolRunner(dict(config.tools), agent.tool_timeout, self.stats.tool_calls,
+                                   on_running=lambda n: self.inbox.put(ToolsRunning(n)))
                 history = History.open(state_dir(config), agent.history_max_kb * 1024) \
                     if agent.history else None
                 carry: dict = {}  # provider state kept across sessions (gemini's resume handle)

@@ -130,6 +130,22 @@ class DaemonObserver:
         after ``delay`` seconds (None: at once, or when the button asks for it). Not
         called when the daemon stops."""
 
+    def session_event(self, event: object) -> None:
+        """The session has handled ``event`` from its threads (a transcript, a tool call…)."""
+
+    def tools_running(self, count: int) -> None:
+        """``count`` [tools] programs are running now (one started or ended)."""
+
+    def reloaded(self, config: Any) -> None:
+        """A reloaded configuration was applied (SIGHUP)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolsRunning:
+    """On the inbox from a tool's thread: how many [tools] programs run now."""
+
+    count: int
+
 
 @dataclass(frozen=True, slots=True)
 class Order:

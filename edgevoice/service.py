@@ -31,6 +31,7 @@ from edgevoice.device.notify import StatusReporter, SystemdNotifier, ThreadHealt
 from edgevoice.device.reload import APPLIED, REJECTED, ReloadResults, runtime_dir
 from edgevoice.metrics import MetricsError, MetricsExporter
 from edgevoice.providers import DIALECTS
+from edgevoice.volume import needs_reopen
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ class Service(DaemonObserver):
                 return self._reject(request, [exc.problem])
         self.metrics.describe(new, self.daemon.config.agent.mode)
         logging.getLogger().setLevel(new.log.level.upper())
-        if old.audio != new.audio:
+        if needs_reopen(old.audio, new.audio):  # the volume alone is applied on the fly
             change = Reload.AUDIO
         elif old.tools != new.tools or any(getattr(old, s) != getattr(new, s)
                                            for s in AGENT_SECTIONS):

@@ -69,6 +69,9 @@ def run_daemon(tmp_path):
                              "output_file": str(output)}
         sections["session"] = {"connect_timeout": "5", "reconnect_max_delay": "5",
                                "auth_retry_delay": "60"}
+        # the speaker's output holds the agent's voice alone unless a test asks for sounds
+        sections["sounds"] = {name: "off" for name in ("listening", "ended", "error",
+                                                       "thinking")}
         for section, keys in (extra or {}).items():
             sections.setdefault(section, {}).update(keys)
         path = tmp_path / f"edgevoice{len(running)}.conf"

@@ -6,9 +6,9 @@ whole life (sessions come and go; the sound devices stay open).
   ``frame_sink(frame, t_captured)``. The sink must not block (the session puts frames in a
   bounded queue that drops the oldest).
 - player thread: takes one block from the :class:`PlaybackBuffer` (silence on underrun or
-  pause) and writes it to the device, whose blocking write paces the loop; then records
-  the block, resampled to the wire rate, as the canceller's reference with the instant it
-  is heard.
+  pause), mixes in the earcon and the volume (:class:`~edgevoice.audio.mixer.Mixer`) and
+  writes it to the device, whose blocking write paces the loop; then records the block,
+  resampled to the wire rate, as the canceller's reference with the instant it is heard.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from edgevoice.audio.bargein import SILENCE_DB, SpeakerLevels, level_db
 from edgevoice.audio.echo_cancel import DEFAULT_TAIL_MS, EchoCancelUnavailable, open_canceller
 from edgevoice.audio.echo_path import EchoPath, SpeakerReference
 from edgevoice.audio.frames import Framer, frame_bytes
+from edgevoice.audio.mixer import Mixer
 from edgevoice.audio.playback_buffer import PlaybackBuffer
 from edgevoice.audio.resample import StreamResampler
 from edgevoice.logsetup import RateLimitedLog
@@ -48,6 +49,7 @@ class AudioEngine:
         self.wire_rate = wire_rate
         self.buffer = PlaybackBuffer(int(buffer_seconds * playback.rate) * 2)
         self.speaker = SpeakerLevels()  # what the speaker played when (for barge-in)
+        self.mixer = Mixer(playback.rate // 50)  # earcons and the volume, on the player thread
         self.frame_sink: FrameSink = _discard
         self._uplink = StreamResampler(capture.rate, wire_rate)
         self._framer = Framer(frame_bytes(wire_rate))
@@ -146,12 +148,14 @@ class AudioEngine:
         wait_writable = getattr(self.playback, "wait_writable", None)
         reference = self.echo.reference if self.echo is not None else None
         to_wire = self._reference_resampler
+        mix = self.mixer.mix
         failures = 0
         while not self._stop.is_set():
             try:
                 if wait_writable is not None:
                     wait_writable()
-                audible = read_into(view) > 0
+                audible = read_into(view) > 0  # the agent's voice (an earcon is no barge-in cue)
+                earcon = mix(samples, audible)
                 write(block)
             except Exception as exc:
                 failures += 1
@@ -162,7 +166,7 @@ class AudioEngine:
                 continue
             failures = 0
             heard_at = time.monotonic() + latency
-            record(heard_at, level_db(samples) if audible else SILENCE_DB, audible)
+            record(heard_at, level_db(samples) if audible or earcon else SILENCE_DB, audible)
             if reference is not None:
                 reference.record(to_wire.process(block), heard_at)
             self.blocks_played += 1

@@ -9,6 +9,8 @@ key parsed; a dialect's section is checked only when it is the dialect in use.
 
 from __future__ import annotations
 
+import os
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -105,6 +107,15 @@ class AudioSettings:
     echo_cancel_tail_ms: int = key("Longest echo the canceller models (delay + reverberation; "
                                    "the bench: 200 ms leaves rooms with RT60 0.65 s pausing "
                                    "the agent).", 500, Integer(20, 1000))
+    volume: int = key("Output volume, 0 (silent) to 100 (full scale), applied in software to "
+                      "the agent's voice and the sounds: 40 dB from 1 to 100, evenly in dB "
+                      "(50 is -20 dB). The button and SIGHUP change it at run time; the "
+                      "level set last is kept in state_dir (see Volume).", 100,
+                      Integer(0, 100))
+    mixer: str = key("alsa: the card's playback control that carries the volume instead "
+                     "(CONTROL or CONTROL@DEVICE, e.g. PCM or Speaker@hw:1; `amixer -D "
+                     "hw:1 scontrols` lists them), through the optional pyalsaaudio package; "
+                     "off: software only.", "off")
     room_ir: str = key("room: speaker-to-mic impulse response (WAV at the input's rate).",
                        "", PathValue())
     room_user_ir: str = key("room: impulse response from the user to the mic (empty: direct).",
@@ -142,6 +153,73 @@ class AudioSettings:
             elif not is_dir(Path(self.output_file).parent):
                 problems.append(Problem("audio", "output_file", "its folder "
                                         f"{Path(self.output_file).parent} does not exist"))
+        return problems
+
+
+class SoundFile(ValueType):
+    """``default`` (the bundled sound), ``off``, or the path of a WAV file."""
+
+    def parse(self, raw: str) -> str:
+        if raw.lower() in ("default", "off"):
+            return raw.lower()
+        if not raw:
+            raise Invalid("empty; write default, off, or the path of a WAV file")
+        return PathValue().parse(raw)
+
+
+def sound_file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be an earcon (None: it can): it must be an absolute path to a
+    mono or stereo 16-bit PCM WAV of at most :data:`MAX_SOUND_S` seconds."""
+    if not os.path.isabs(path):
+        return f"'{path}' must be an absolute path to a WAV file (or default, or off)"
+    if not is_file(Path(path)):
+        return f"{path} does not exist; give a WAV file, or default, or off"
+    try:
+        with wave.open(path, "rb") as wav:
+            if wav.getsampwidth() != 2 or wav.getcomptype() != "NONE":
+                return (f"{path} is not 16-bit PCM; convert it, e.g. sox in.wav -b 16 "
+                        f"{Path(path).name}")
+            seconds = wav.getnframes() / wav.getframerate()
+    except (OSError, EOFError, wave.Error) as exc:
+        return f"{path} is not a readable WAV file ({exc}); give a 16-bit PCM WAV"
+    if seconds > MAX_SOUND_S:
+        return f"{path} lasts {seconds:.1f} s; a sound may last at most {MAX_SOUND_S:g} s"
+    return None
+
+
+MAX_SOUND_S = 10.0
+_SOUND = ("default (the bundled sound), off, or the absolute path of a 16-bit PCM WAV "
+          "(mono or stereo, any rate, at most 10 s).")
+
+
+@dataclass(frozen=True)
+class SoundSettings:
+    """The earcons (:mod:`edgevoice.sounds`)."""
+
+    listening: str = key("Played when a session starts listening (a toggle press, the wake "
+                         "word, unmute, back online): " + _SOUND, "default", SoundFile())
+    ended: str = key("Played when a session ends by the button or a timeout: " + _SOUND,
+                     "default", SoundFile())
+    error: str = key("Played when the agent cannot be reached (offline; once per outage): "
+                     + _SOUND, "default", SoundFile())
+    thinking: str = key("Looped quietly while a [tools] program runs or the agent is slow "
+                        "to answer: " + _SOUND, "default", SoundFile())
+    thinking_after_s: float = key("The agent silent this long after the user's turn was "
+                                  "transcribed: the thinking sound starts (0: only while a "
+                                  "tool runs).", 2.0, Float(0.0, 60.0))
+    level_db: float = key("The sounds' level relative to their WAV, before [audio] volume.",
+                          0.0, Float(-40.0, 12.0))
+    duck_db: float = key("The agent's voice is this much quieter while a sound plays.",
+                         12.0, Float(0.0, 60.0))
+
+    def check(self) -> list[Problem]:
+        problems = []
+        for name in ("listening", "ended", "error", "thinking"):
+            value = getattr(self, name)
+            if value not in ("default", "off"):
+                problem = sound_file_problem(value)
+                if problem:
+                    problems.append(Problem("sounds", name, problem))
         return problems
 
 
@@ -395,6 +473,7 @@ class LogSettings:
 #: The sections every configuration has, after [agent] and the dialects' sections.
 CORE_SECTIONS: dict[str, type] = {
     "audio": AudioSettings,
+    "sounds": SoundSettings,
     "barge_in": BargeInSettings,
     "gpio": GpioSettings,
     "session": SessionSettings,
