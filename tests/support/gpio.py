@@ -27,8 +27,15 @@ class FakeDaemon:
             self.calls.append(call)
             self.cond.notify_all()
 
-    def set_muted(self, muted: bool) -> None:
-        self._record("set_muted", muted)
+    def toggle_mute(self, source: str = "button") -> None:
+        self._record("toggle_mute", source)
+
+    def wake(self, model: str = "button") -> None:
+        self.active = True
+        self._record("wake", model)
+
+    def change_volume(self, level: int | None = None, step: int = 0) -> None:
+        self._record("change_volume", level, step)
 
     def set_mic_open(self, open: bool) -> None:
         self._record("set_mic_open", open)
@@ -97,9 +104,10 @@ def wait_for_pin(predicate, timeout: float = WAIT) -> None:
 
 
 def make_button(mode: str, daemon: FakeDaemon, long_press_s: float = 0.25,
-                active_high: bool = False):
+                active_high: bool = False, multi_press_s: float = 0.4):
     factory = MockFactory(pin_class=WatchedPin)
-    controller = ModeController(mode, daemon, long_press_s=long_press_s)
+    controller = ModeController(mode, daemon, long_press_s=long_press_s,
+                                multi_press_s=multi_press_s)
     button = ButtonInput(17, active_high=active_high, long_press_s=long_press_s, bounce_s=None,
                          controller=controller, pin_factory=factory)
     assert button.available
