@@ -251,3 +251,9 @@ def test_pattern_words_match_the_programs(kind):
                 assert f"{p.level * 100:g} %" in words or "dim" in words, (state, words)
         if kind == "rgb":
             assert colours[p.color] in words, (state, words)
+
+
+def test_the_readme_shows_the_led_table():
+    from tests.support import ROOT
+
+    assert patterns_markdown() in (ROOT / "README.md").read_text()

@@ -98,6 +98,26 @@ class WatchedPWMPin(_Watched, MockPWMPin):
     pass
 
 
+class SwitchPin(WatchedPWMPin):
+    """A pin with a latching switch to ground: while it is closed (:meth:`close_switch`)
+    the internal pull-up cannot raise the pin, before the switch's device is built or
+    after."""
+
+    closed = False
+
+    def drive_high(self):
+        if not self.closed:
+            super().drive_high()
+
+    def close_switch(self) -> None:
+        self.closed = True
+        self.drive_low()
+
+    def open_switch(self) -> None:
+        self.closed = False
+        self.drive_high()
+
+
 def wait_for_pin(predicate, timeout: float = WAIT) -> None:
     with _pin_changed:
         assert _pin_changed.wait_for(predicate, timeout), "the pin never got there"
