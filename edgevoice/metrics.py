@@ -52,6 +52,7 @@ STATE_LABELS = {
     DaemonState.LISTENING: "listening",
     DaemonState.SPEAKING: "speaking",
     DaemonState.OFFLINE: "offline",
+    DaemonState.MUTED: "muted",
     DaemonState.STOPPING: "stopped",
     DaemonState.STOPPED: "stopped",
 }

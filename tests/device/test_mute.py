@@ -83,7 +83,8 @@ def test_the_mute_command_against_the_running_daemon(make_agent, tmp_path, notif
     conf = _config(agent, tmp_path)
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o750)
-    env = dict(os.environ, RUNTIME_DIRECTORY=str(runtime), NOTIFY_SOCKET=notify.path)
+    env = dict(os.environ, RUNTIME_DIRECTORY=str(runtime), NOTIFY_SOCKET=notify.path,
+               WATCHDOG_USEC="1000000")
     proc = subprocess.Popen([EDGEVOICE, "run", "--config", str(conf)], env=env,
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     reader = LineReader(proc.stderr)
@@ -100,6 +101,8 @@ def test_the_mute_command_against_the_running_daemon(make_agent, tmp_path, notif
         reader.wait_for("privacy mute: muted=true (cli)", timeout=5)
         agent.wait_for("ws_closed", timeout=WAIT)
         assert json.loads((tmp_path / "state" / MUTE_FILE).read_text()) == {"muted": True}
+        # a closed microphone is no stuck one: the watchdog goes on being fed
+        notify.wait_for("WATCHDOG=1", count=4, timeout=WAIT, after=time.monotonic())
         again = mute("on", runtime=runtime)         # already muted: still answered
         assert again.returncode == 0 and "privacy mute on" in again.stdout
 
