@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(a closed mute switch refuses to unmute).")
     p.add_argument("action", choices=("on", "off", "toggle", "status"))
     p.add_argument("--pid", type=int, help="the daemon's process id (default: the one that "
-                                           "wrote the runtime directory's mute.json)")
+                                           "wrote mute-status.json in the runtime directory)")
     p.add_argument("--timeout", type=float, default=10.0,
                    help="seconds to wait for the answer (default %(default)s)")
     p.add_argument("--runtime-dir", help="where the daemon publishes its state (default "

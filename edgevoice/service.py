@@ -12,7 +12,8 @@
   ``systemctl reload`` fails when the config was rejected.
 - the button and the LED (``[gpio]``), per ``[agent] mode``, and the privacy mute's
   switch (``[gpio] mute_pin``) and signals: SIGUSR1 mutes, SIGUSR2 unmutes, answered in
-  ``$RUNTIME_DIRECTORY/mute.json`` for ``edgevoice mute`` (:mod:`edgevoice.device.mute`).
+  ``$RUNTIME_DIRECTORY/mute-status.json`` for ``edgevoice mute``
+  (:mod:`edgevoice.device.mute`).
 
 The service is a :class:`~edgevoice.lifecycle.DaemonObserver` and a state listener of its
 daemon: it hears of every state, command and tick on the session thread, and steers the

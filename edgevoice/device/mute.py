@@ -9,8 +9,8 @@
 - The command and the daemon meet as ``edgevoice reload`` does
   (:func:`edgevoice.device.reload.signal_and_wait`): SIGUSR1 mutes, SIGUSR2 unmutes (so
   ``systemctl kill --kill-whom=main -s SIGUSR1 edgevoice`` works too), and the daemon
-  answers in ``$RUNTIME_DIRECTORY/mute.json`` (:class:`MuteAnswers`) with its pid, the
-  state and the time of the signal it served. ``toggle`` reads the state there first.
+  answers in ``$RUNTIME_DIRECTORY/mute-status.json`` (:class:`MuteAnswers`) with its pid,
+  the state and the time of the signal it served. ``toggle`` reads the state there first.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from edgevoice.statefile import write_json
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "mute.json"
+STATUS_FILE = "mute-status.json"
 MUTE_SIGNAL, UNMUTE_SIGNAL = signal.SIGUSR1, signal.SIGUSR2
 DEFAULT_RUNTIME_DIR = Path("/run/edgevoice")  # the unit's RuntimeDirectory=edgevoice
 SWITCH_BOUNCE_S = 0.05
@@ -101,10 +101,10 @@ class MuteSwitch:
 
 class MuteAnswers:
     """The daemon's side of ``edgevoice mute``: when the last mute signal came, and the
-    state after each change, in ``directory/mute.json`` (nothing without a directory)."""
+    state after each change, in ``directory/mute-status.json`` (nothing without one)."""
 
     def __init__(self, directory: Path | None) -> None:
-        self.path = directory / STATE_FILE if directory else None
+        self.path = directory / STATUS_FILE if directory else None
         self.latest_request = 0.0
 
     def requested(self) -> None:
@@ -129,7 +129,7 @@ def request_mute(action: str, pid: int | None, directory: Path, timeout: float,
     switch holds the mute; no answer; no daemon), 2 for a usage problem."""
     out = out or sys.stdout
     err = err or sys.stderr
-    path = directory / STATE_FILE
+    path = directory / STATUS_FILE
     known = read_answer(path) or {}
     if pid is None:
         pid = known.get("pid") if isinstance(known.get("pid"), int) else None

@@ -94,7 +94,7 @@ def test_the_mute_command_against_the_running_daemon(make_agent, tmp_path, notif
         assert status.returncode == 0 and "privacy mute off" in status.stdout, status
 
         t = time.monotonic()
-        on = mute("on", runtime=runtime)            # no --pid: found through mute.json
+        on = mute("on", runtime=runtime)            # no --pid: found through mute-status.json
         assert on.returncode == 0, on.stderr
         assert "privacy mute on: the microphone is closed" in on.stdout
         notify.wait_for("STATUS=privacy mute: microphone closed", after=t)
@@ -141,9 +141,10 @@ def test_a_closed_switch_at_boot_keeps_the_microphone_closed_and_refuses_to_unmu
         assert agent.count("ws_open") == 0
 
         daemon.set_muted(False, "cli")              # refused while the switch is closed
-        wait_until(lambda: json.loads((tmp_path / "mute.json").read_text())["refused"], WAIT,
+        status = tmp_path / "mute-status.json"
+        wait_until(lambda: json.loads(status.read_text())["refused"], WAIT,
                    "the refusal to be published")
-        answer = json.loads((tmp_path / "mute.json").read_text())
+        answer = json.loads(status.read_text())
         assert answer["muted"] and answer["switch"] and "slide it off" in answer["refused"]
         assert daemon.muted and agent.count("ws_open") == 0
 
