@@ -149,8 +149,9 @@ class AudioEngine:
                 reopen = True
                 continue
             try:
-                if reopen:  # unmuted: a fresh stream
+                if reopen:  # unmuted: a fresh stream (its latency may differ)
                     self._open_capture()
+                    latency = getattr(self.capture, "latency_s", 0.0)
                     reopen = False
                 chunk = read(block)
             except Exception as exc:  # device gone, overrun storms: keep the daemon alive
