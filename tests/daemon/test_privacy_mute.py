@@ -111,3 +111,37 @@ def test_a_switch_holds_the_mute(make_agent, run_daemon):
     daemon.set_muted(False, "switch")           # opening the switch unmutes
     agent.wait_for("ws_open", count=2, timeout=WAIT)
     assert not daemon.muted
+
+
+def test_toggle_mode_unmutes_to_idle_not_to_a_session(make_agent, tmp_path):
+    """On unmute the mode starts as at boot: toggle waits for a press."""
+    import threading
+
+    from edgevoice.config import parse
+    from edgevoice.daemon import Daemon
+    from tests.support import QUESTION_WAV, ini
+
+    agent = make_agent("xuna")
+    sections = agent.config_values()
+    sections["agent"]["state_dir"] = str(tmp_path / "state")
+    sections["audio"] = {"backend": "file", "input_file": str(QUESTION_WAV),
+                         "output_file": str(tmp_path / "out.wav")}
+    daemon = Daemon(parse(ini(sections), "test"), start_session=False)
+    thread = threading.Thread(target=daemon.run, name="test-daemon-main")
+    thread.start()
+    try:
+        wait_until(lambda: daemon.state is DaemonState.IDLE, WAIT, "idle")
+        daemon.start_session()                  # a press: a session
+        agent.wait_for("ws_open", timeout=WAIT)
+        daemon.toggle_mute("test")
+        agent.wait_for("ws_closed", timeout=WAIT)
+        wait_until(lambda: daemon.state is DaemonState.MUTED, WAIT, "the muted state")
+        daemon.toggle_mute("test")
+        wait_until(lambda: daemon.state is DaemonState.IDLE, WAIT, "idle again")
+        assert not daemon.session_active() and agent.count("ws_open") == 1
+        # the microphone is open again (the wake word would hear it), no session runs
+        wait_until(lambda: daemon.engine.capture_open, WAIT, "the capture stream to reopen")
+    finally:
+        daemon.stop()
+        thread.join(10)
+    assert not thread.is_alive()
