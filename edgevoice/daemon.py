@@ -40,6 +40,7 @@ from edgevoice.providers import make_provider
 from edgevoice.providers.base import Outcome, Retry, SessionFailed
 from edgevoice.redact import describe_error
 from edgevoice.memory import pin_mmap_threshold
+from edgevoice.mute import HOW_TO_UNMUTE, MuteRequest, PrivacyMute
 from edgevoice.session import Session, SessionOptions
 from edgevoice.sounds import Earcons
 from edgevoice.threads import start_thread
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 HEALTHY_SESSION_S = 10.0   # streaming this long resets the reconnect backoff
 DEVICE_RETRY_S = 5.0
 TICK_S = 0.1               # the session thread's longest wait on its inbox
+
+#: what a muted daemon refuses (the mode starts again as at boot on unmute)
+_OPENS_THE_MIC = (Command.START_SESSION, Command.RESTART_SESSION, Command.WAKE)
 
 Listener = Callable[[DaemonState, str], None]
 #: ``reloader(current)`` re-reads the configuration: what changed, and the new one (None
@@ -82,7 +86,8 @@ class Daemon:
         self.wake_word = WakeWord(self) if config.agent.mode == "wake-word" else None
         # owned by the session thread; changed only by the commands it applies
         self._want_session = start_session and self.wake_word is None  # wake-word: on the word
-        self._muted = False
+        self._start_session = self._want_session  # what an unmute goes back to
+        self._mute = PrivacyMute(state_dir(config))
         self._mic_open = mic_open  # push-to-talk starts closed
         self._audio_restart = False
         self._result: int | BaseException = 0
@@ -133,8 +138,24 @@ class Daemon:
         """Re-read the config (SIGHUP)."""
         self.inbox.order(Command.RELOAD)
 
-    def set_muted(self, muted: bool) -> None:
-        self.inbox.order(Command.MUTE, bool(muted))
+    def set_muted(self, muted: bool, source: str = "api") -> None:
+        """Privacy mute on (True) or off: closes / reopens the capture stream
+        (:mod:`edgevoice.mute`)."""
+        if muted:
+            self._close_mic_now()
+        self.inbox.order(Command.MUTE, MuteRequest(bool(muted), source))
+
+    def toggle_mute(self, source: str = "button") -> None:
+        if not self._mute.muted:  # the toggle will mute
+            self._close_mic_now()
+        self.inbox.order(Command.MUTE, MuteRequest(None, source))
+
+    def _close_mic_now(self) -> None:
+        """A mute closes the microphone at once, even while the session thread is busy
+        (a connect in progress); the order on the inbox does the rest."""
+        engine = self.engine
+        if engine is not None:
+            engine.set_listening(False)
 
     def set_mic_open(self, open: bool) -> None:
         self.inbox.order(Command.MIC, bool(open))
@@ -174,8 +195,13 @@ class Daemon:
         return self._want_session
 
     @property
+    def muted(self) -> bool:
+        """The privacy mute is on: the capture stream is closed."""
+        return self._mute.muted
+
+    @property
     def mic_enabled(self) -> bool:
-        return self._mic_open and not self._muted
+        return self._mic_open and not self._mute.muted
 
     # -- the session's host (see edgevoice.lifecycle.SessionHost) ---------------------------
     def deliver(self, session: Session, event: object) -> bool:
@@ -207,6 +233,9 @@ class Daemon:
             self._result = exc
 
     def _serve(self) -> int:
+        for item in self.inbox.drain():  # orders given before run(): a mute switch that is
+            if isinstance(item, Order):  # on keeps the microphone closed from the start
+                self._apply(item)
         while not self.halt.is_set():
             try:
                 engine = self._open_audio()
@@ -216,6 +245,7 @@ class Daemon:
             if engine is None:
                 break
             self.engine = engine
+            engine.set_listening(not self._mute.muted)
             engine.start()
             self.ready.set()
             self._notify("audio_opened", engine)
@@ -252,7 +282,8 @@ class Daemon:
                     capture, playback = open_room_backend(a, wire_rate)
                 else:
                     capture, playback = open_alsa_backend(a.input_device, a.output_device,
-                                                          a.input_rate, a.output_rate, wire_rate)
+                                                          a.input_rate, a.output_rate, wire_rate,
+                                                          listen=not self._mute.muted)
                 return AudioEngine(capture, playback, wire_rate, a.playback_buffer_s,
                                    a.echo_cancel, a.echo_cancel_tail_ms)
             except DeviceError as exc:
@@ -306,12 +337,15 @@ class Daemon:
             return None
         if command is Command.RELOAD:
             return self._reload()
+        if self._mute.muted and command in _OPENS_THE_MIC:
+            log.info("privacy mute is on: %s ignored; %s", command, HOW_TO_UNMUTE)
+            return None
         if command is Command.VOLUME:
             self.volume.change(*order.value)
             return None
         if command is Command.MUTE:
-            self._muted = order.value
-        elif command is Command.MIC:
+            return self._apply_mute(order.value)
+        if command is Command.MIC:
             self._mic_open = order.value
         elif command is Command.START_SESSION:
             self._want_session = True
@@ -328,6 +362,24 @@ class Daemon:
             return None  # STOP: the halt flag says it all
         if session is not None:
             session.mic_open = self.mic_enabled
+        self._notify("controls_changed")
+        return outcome
+
+    def _apply_mute(self, request: MuteRequest) -> Outcome | None:
+        """Close the capture stream and end the session, or reopen it and let the mode
+        start as it does at boot."""
+        result = self._mute.apply(request)
+        outcome = None
+        if result.changed:
+            engine = self.engine
+            if engine is not None:
+                engine.set_listening(not result.muted)
+            if result.muted and self.session is not None:
+                outcome = Outcome("privacy mute: session ended, the microphone is closed",
+                                  Retry.IDLE)
+            elif not result.muted:
+                self._want_session = self._start_session
+        self._notify("mute_applied", result)
         self._notify("controls_changed")
         return outcome
 
@@ -349,12 +401,13 @@ class Daemon:
         """No session: serve the inbox for ``seconds`` (None: until a command changes
         something). A reload or a button press must not wait for a backoff."""
         deadline = None if seconds is None else time.monotonic() + seconds
-        wanted = self._want_session
+        wanted = self._want_session, self._mute.muted
         while not self.halt.is_set() and not self._audio_restart:
             timeout = TICK_S if deadline is None else min(TICK_S, deadline - time.monotonic())
             if timeout <= 0:
                 return
-            if self._step(None, timeout) is not None or self._want_session != wanted:
+            if self._step(None, timeout) is not None or \
+                    (self._want_session, self._mute.muted) != wanted:
                 return
 
     def converse(self, session: Session) -> Outcome:
@@ -384,6 +437,10 @@ class Daemon:
         tools = history = None
         built_for = None
         while not self.halt.is_set() and not self._audio_restart:
+            if self._mute.muted:
+                self.state_changed(DaemonState.MUTED, "privacy mute: microphone closed")
+                self._wait(None)
+                continue
             if not self._want_session:
                 if self.wake_word is not None:
                     self.wake_word.listen(self.engine)  # only the detector hears the mic

@@ -54,6 +54,7 @@ STATE_LABELS = {
     DaemonState.FOLLOW_UP: "listening",      # the session listens without the wake word
     DaemonState.SPEAKING: "speaking",
     DaemonState.OFFLINE: "offline",
+    DaemonState.MUTED: "muted",
     DaemonState.STOPPING: "stopped",
     DaemonState.STOPPED: "stopped",
 }

@@ -4,12 +4,18 @@ ALSA configuration of `file` PCMs in place, before anything initialises PortAudi
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 
 import pytest
 
 import tests.support.alsa  # noqa: F401  (first: sets ALSA_CONFIG_PATH)
 from tests.support import QUESTION_WAV, NotifySocket, ini
+
+# No test (nor a daemon it starts) keeps state in the machine's /var/lib/edgevoice: a
+# privacy mute left there would start every later daemon muted.
+os.environ["STATE_DIRECTORY"] = tempfile.mkdtemp(prefix="edgevoice-state-")
 
 
 # --- local agent + daemon ----------------------------------------------------------------

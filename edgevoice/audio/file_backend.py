@@ -73,15 +73,31 @@ class FileClock:
 
 
 class FileCapture:
-    """Reads the input WAV in real time, at the file's own rate."""
+    """Reads the input WAV in real time, at the file's own rate.
+
+    :meth:`close_input` (the privacy mute) closes the "microphone": reading then raises,
+    and :meth:`open_input` resumes at the clock's present sample, as a real microphone
+    would: what the input held while it was closed is never read.
+    """
 
     def __init__(self, pcm: bytes, clock: FileClock) -> None:
         self.rate = clock.rate
         self._pcm = memoryview(pcm)
         self._clock = clock
         self._pos = 0  # samples handed out
+        self.input_open = True
+
+    def open_input(self) -> None:
+        if not self.input_open:
+            self._pos = max(self._pos, self._clock.sample_now())
+            self.input_open = True
+
+    def close_input(self) -> None:
+        self.input_open = False
 
     def read(self, samples: int) -> bytes:
+        if not self.input_open:
+            raise OSError("the microphone is closed (privacy mute)")
         self._clock.wait_until_sample(self._pos + samples)
         start = self._pos * 2
         end = start + samples * 2

@@ -275,6 +275,15 @@ class GpioSettings:
     ptt_long_press_s: float = key("push-to-talk: the same gesture needs a longer hold, so "
                                   "that a long question does not restart the session.",
                                   10.0, Float(1.0, 120.0))
+    multi_press_s: float = key("Presses this close together make one gesture (two: volume "
+                               "up, three: down, four: privacy mute); one-press actions "
+                               "wait this long after the release (push-to-talk's do not).",
+                               0.4, Float(0.15, 1.5))
+    volume_step: int = key("How much one volume gesture changes the volume (0-100 scale).",
+                           10, Integer(1, 50))
+    mute_pin: int = key("BCM pin of a latching privacy-mute switch between the pin and ground "
+                        "(closed: muted; while it is, nothing else can unmute; -1: none).",
+                        -1, Integer(-1, 63))
     led: str = key("LED kind: pwm (one LED that can dim), onoff, rgb (three pins), none.",
                    "pwm", Choice("pwm", "onoff", "rgb", "none"))
     led_pin: int = key("LED's BCM pin number (pwm/onoff; -1: none).", 18, Integer(-1, 63))
@@ -292,12 +301,13 @@ class GpioSettings:
         if self.led == "rgb" and min(rgb) < 0:
             problems.append(Problem("gpio", "red_pin", "led = rgb needs red_pin, green_pin "
                                     "and blue_pin"))
-        pins = [p for p in (self.button_pin, self.led_pin if self.led in ("pwm", "onoff") else -1,
+        pins = [p for p in (self.button_pin, self.mute_pin,
+                            self.led_pin if self.led in ("pwm", "onoff") else -1,
                             *(rgb if self.led == "rgb" else ()))
                 if p >= 0]
         if len(pins) != len(set(pins)):
-            problems.append(Problem("gpio", "button_pin", f"pins are used twice ({pins}); "
-                                    "give the button and the LED their own pins"))
+            problems.append(Problem("gpio", "button_pin", f"pins are used twice ({pins}); give "
+                                    "the button, the mute switch and the LED their own pins"))
         return problems
 
 

@@ -75,7 +75,7 @@ CONFIG_PROBLEMS = [
     ('rgb', '[xuna]\nagent_id = a1\n[gpio]\nenabled = yes\nled = rgb\n',
      ['[gpio] red_pin: led = rgb needs red_pin, green_pin and blue_pin']),
     ('pins', '[xuna]\nagent_id = a1\n[gpio]\nenabled = yes\nbutton_pin = 18\n',
-     ['[gpio] button_pin: pins are used twice ([18, 18]); give the button and the LED their own pins']),
+     ['[gpio] button_pin: pins are used twice ([18, 18]); give the button, the mute switch and the LED their own pins']),
     ('tool_relative', '[xuna]\nagent_id = a1\n[tools]\nlights = bin/lights\n',
      ["[tools] lights: 'bin/lights' must be an absolute path to an executable"]),
     ('file_input', '[xuna]\nagent_id = a1\n[audio]\nbackend = file\ninput_file = /nonexistent/in.wav\noutput_file = /tmp/o.wav\n',
