@@ -389,7 +389,7 @@ class Daemon:
         change, config = self._reloader(self.config)
         if config is not None:
             self.config = config
-            self._notify("reloaded", config)
+            self._notify("config_applied", config)
         if change is Reload.AUDIO:
             self._audio_restart = True
             return Outcome("restarting for the new [audio] settings", Retry.NOW)

@@ -143,7 +143,7 @@ class DaemonObserver:
     def tools_running(self, count: int) -> None:
         """``count`` [tools] programs are running now (one started or ended)."""
 
-    def reloaded(self, config: Any) -> None:
+    def config_applied(self, config: Any) -> None:
         """A reloaded configuration was applied (SIGHUP)."""
 
 
