@@ -2,8 +2,9 @@
 states and events (never called from inside a session).
 
 =========== ===========================================================================
-listening   a session starts listening: after connecting (a toggle press, the wake word
-            opening one, always-on's first connection), after an outage, on unmute
+listening   a session starts listening: after connecting (a toggle press, always-on's
+            first connection), after an outage, on unmute; in wake-word mode as soon as
+            the wake word is heard (before the connect, so the user knows to go on)
 ended       a session ended by the button or a timeout (``Retry.IDLE``)
 error       the daemon goes offline (the agent cannot be reached); once per outage
 thinking    a quiet loop while a ``[tools]`` program runs, or while the agent has not
@@ -78,6 +79,7 @@ class Earcons(DaemonObserver):
         self._sounds: dict[str, np.ndarray | None] = {}
         self._state = DaemonState.STARTING
         self._offline = False
+        self._woken = False  # "listening" already played at the wake word
         self._muted = False
         self._tools = 0
         self._user_done: float | None = None  # when the user's last turn was transcribed
@@ -123,9 +125,16 @@ class Earcons(DaemonObserver):
         previous, self._state = self._state, state
         if state is previous:
             return
-        if state is DaemonState.LISTENING and (previous in STARTS or self._offline):
-            self._offline = False
+        if state is DaemonState.WAITING_FOR_WAKE:
+            self._woken = False  # (a wake whose session never listened)
+        elif state is DaemonState.CONNECTING and previous is DaemonState.WAITING_FOR_WAKE:
+            self._woken = True  # the wake word was heard: say so now, not after the connect
             self.play("listening")
+        elif state is DaemonState.LISTENING and (previous in STARTS or self._offline):
+            self._offline = False
+            if not self._woken:
+                self.play("listening")
+            self._woken = False
         elif state is DaemonState.OFFLINE and not self._offline:
             self._offline = True
             self.play("error")

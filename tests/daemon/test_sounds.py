@@ -60,6 +60,16 @@ def test_listening_when_a_session_starts_listening_not_between_turns():
     assert rig.states(S.FOLLOW_UP, S.LISTENING) == []  # a follow-up question: no wake word
 
 
+def test_listening_the_moment_the_wake_word_is_heard_and_not_again_when_connected():
+    rig = Rig()
+    rig.states(S.WAITING_FOR_WAKE)
+    assert rig.states(S.CONNECTING) == ["listening"]  # before the connect: the user goes on
+    assert rig.states(S.LISTENING) == []
+    assert rig.states(S.SPEAKING, S.FOLLOW_UP, S.WAITING_FOR_WAKE) == []
+    assert rig.states(S.CONNECTING, S.OFFLINE, S.WAITING_FOR_WAKE) == ["listening", "error"]
+    assert rig.states(S.CONNECTING, S.LISTENING) == ["listening"]  # heard; back from the outage
+
+
 def test_error_once_per_outage_and_listening_when_back():
     rig = Rig()
     rig.states(S.CONNECTING, S.LISTENING)
