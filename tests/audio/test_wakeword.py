@@ -264,3 +264,36 @@ def test_open_engine_refuses_a_broken_tflite(tmp_path):
     bad.write_bytes(b"TFL3" + bytes(100))
     with pytest.raises(WakeWordUnavailable, match="not a TensorFlow Lite model"):
         WakeWordDetector([str(bad)], 16000, engine="open")
+
+
+def test_after_close_process_and_reset_do_nothing(speech):
+    detector = WakeWordDetector(["okay_nabu"], 16000)
+    detector.close()
+    detector.reset()
+    assert detector.process(speech.pcm(0.1)) is None
+    assert detector.error == "closed" and detector.models == ()
+    detector.close()  # twice is fine
+
+
+def test_reset_from_another_thread_while_frames_flow(speech):
+    """reset() reloads the TFLite interpreters process() runs in: the lock keeps them
+    apart (without it this crashes the interpreter sooner or later)."""
+    import threading
+    detector = WakeWordDetector(["okay_nabu", "alexa"], 16000)
+    stop = threading.Event()
+
+    def resets():
+        while not stop.is_set():
+            detector.reset()
+
+    thread = threading.Thread(target=resets)
+    thread.start()
+    try:
+        pcm = speech.pcm(0.5, speech.nabu, 0.5) * 3
+        feed(detector, pcm)
+    finally:
+        stop.set()
+        thread.join(10)
+        detector.close()
+    assert not thread.is_alive()
+    assert detector.seconds_processed > 0 and detector.error == "closed"
