@@ -11,7 +11,7 @@ bench time, cached): each engine runs in a fresh subprocess that
    16 kHz as the capture thread would, as fast as it can (not paced), and counts
    detections: a detection of a phrase's model from its start to 1 s after its end is a
    hit, any other detection a false accept;
-4. feeds 60 s of the corpus to a detector with only ``okay_nabu`` (the cost of one model).
+4. feeds 30 s of the corpus to a detector with only ``okay_nabu`` (the cost of one model).
 
 CPU per audio second: the process's CPU time (every thread) over the loop / the audio
 seconds fed (``cpu_per_audio_s``: what the engine costs the machine); the feeding thread's
@@ -137,7 +137,7 @@ def worker(engine: str, corpus_args: dict) -> dict:
     detector.close()
     one = WakeWordDetector(["okay_nabu"], 16000, engine=engine)
     cpu0 = time.process_time()
-    _feed(one, negative[:60 * 32000])
+    _feed(one, negative[:30 * 32000])
     result["cpu_per_audio_s_okay_nabu_alone"] = round(
         (time.process_time() - cpu0) / one.seconds_processed, 4)
     one.close()
@@ -156,8 +156,8 @@ def _run_worker(engine: str, corpus_args: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engines", default=",".join(ENGINES))
-    ap.add_argument("--trials", type=int, default=12, help="phrases per model (max 48)")
-    ap.add_argument("--negative-minutes", type=float, default=5.0)
+    ap.add_argument("--trials", type=int, default=8, help="phrases per model (1-48)")
+    ap.add_argument("--negative-minutes", type=float, default=3.0)
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--corpus-args", help=argparse.SUPPRESS)
@@ -166,6 +166,11 @@ def main() -> None:
         print(json.dumps(worker(args.worker, json.loads(args.corpus_args))))
         return
     import wakeword_corpus as wc
+    most = len(wc.VOICES) * len(wc.SPEEDS) * len(wc.PITCHES)
+    if not 1 <= args.trials <= most:
+        ap.error(f"--trials must be 1-{most} (one per voice x speed x pitch)")
+    if not 0 < args.negative_minutes <= 600:
+        ap.error("--negative-minutes must be more than 0 and at most 600")
     t0 = time.monotonic()
     corpus_args = {"trials": args.trials, "negative_minutes": args.negative_minutes}
     corpus, cached = wc.load(wc.Settings(**corpus_args))  # built once, before the workers

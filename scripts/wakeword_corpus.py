@@ -94,8 +94,8 @@ class Corpus:
 
 @dataclass(frozen=True)
 class Settings:
-    trials: int = 12            # phrases per model (of the 48 voice x speed x pitch)
-    negative_minutes: float = 5.0
+    trials: int = 8             # phrases per model (of the 48 voice x speed x pitch)
+    negative_minutes: float = 3.0
     seed: int = 14
 
 

@@ -92,7 +92,7 @@ class WakeWordDetector:
         self.error: str | None = None  # why detection is off, None while it works
         self.detections = 0
         self.seconds_processed = 0.0  # audio seconds seen (the bench's CPU per audio second)
-        self.busy_s = 0.0             # thread CPU time spent in process()
+        self.busy_s = 0.0             # CPU time spent in process() (both engines run there)
 
     @property
     def models(self) -> tuple[str, ...]:

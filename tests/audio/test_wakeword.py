@@ -297,3 +297,17 @@ def test_reset_from_another_thread_while_frames_flow(speech):
         detector.close()
     assert not thread.is_alive()
     assert detector.seconds_processed > 0 and detector.error == "closed"
+
+
+@open_engine
+def test_open_engine_starts_no_threads_of_its_own(speech):
+    """pyopen-wakeword's interpreters would each start a TFLite thread pool; ours run on
+    the caller's thread (the capture thread pays, and nothing else spins)."""
+    import os
+    before = len(os.listdir("/proc/self/task"))
+    detector = WakeWordDetector(["okay_nabu", "alexa"], 16000, engine="open")
+    try:
+        feed(detector, speech.pcm(0.5, speech.nabu, 0.5))
+        assert len(os.listdir("/proc/self/task")) == before
+    finally:
+        detector.close()
