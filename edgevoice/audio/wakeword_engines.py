@@ -287,11 +287,15 @@ class OpenEngine:
 
     def _prime(self) -> None:
         """openWakeWord starts from 8 s of silence it has not yet run its networks on; run
-        them now (about 0.1 s of CPU), not on the first mic frame."""
+        them now (0.1-0.6 s of CPU), not on the first mic frame, and keep the state they
+        leave: :meth:`reset` puts it back (a copy) instead of running them again."""
         for embedding in self._features.process_streaming(bytes(2)):
             for _, model in self.models:
                 for _ in model.process_streaming(embedding):
                     pass
+        f = self._features
+        self._primed = ((f.audio.copy(), f.new_audio_samples, f.mels.copy(), f.new_mels),
+                        [(m.embeddings.copy(), m.new_embeddings) for _, m in self.models])
 
     def feed(self, pcm: bytes) -> str | None:
         heard = None
@@ -303,10 +307,14 @@ class OpenEngine:
         return heard
 
     def reset(self) -> None:
-        self._features.reset()
-        for _, model in self.models:
-            model.reset()
-        self._prime()
+        (audio, new_audio, mels, new_mels), models = self._primed
+        f = self._features
+        np.copyto(f.audio, audio)
+        np.copyto(f.mels, mels)
+        f.new_audio_samples, f.new_mels = new_audio, new_mels
+        for (_, model), (embeddings, new_embeddings) in zip(self.models, models):
+            np.copyto(model.embeddings, embeddings)
+            model.new_embeddings = new_embeddings
 
     def close(self) -> None:
         for part in [m for _, m in self.models] + [self._features]:

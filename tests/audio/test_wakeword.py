@@ -308,6 +308,25 @@ def test_open_engine_starts_no_threads_of_its_own(speech):
     detector = WakeWordDetector(["okay_nabu", "alexa"], 16000, engine="open")
     try:
         feed(detector, speech.pcm(0.5, speech.nabu, 0.5))
-        assert len(os.listdir("/proc/self/task")) == before
+        assert len(os.listdir("/proc/self/task")) <= before  # (another test's may end)
     finally:
         detector.close()
+
+
+@pytest.mark.parametrize("engine", [
+    "micro", pytest.param("open", marks=open_engine)])
+def test_after_reset_a_detector_hears_exactly_as_a_fresh_one(speech, engine):
+    pcm = speech.pcm(speech.jarvis, 0.5, speech.nabu, 1.0)  # no lead: stale state shows
+    fresh = WakeWordDetector(["okay_nabu", "hey_jarvis"], 16000, engine=engine,
+                             refractory_s=0, cutoff=0.3)
+    used = WakeWordDetector(["okay_nabu", "hey_jarvis"], 16000, engine=engine,
+                            refractory_s=0, cutoff=0.3)
+    try:
+        expected = feed(fresh, pcm)
+        assert expected  # the low cutoff makes several detections to compare
+        feed(used, speech.pcm(speech.other[0], speech.nabu, speech.other[1]))
+        used.reset()
+        assert feed(used, pcm) == expected
+    finally:
+        fresh.close()
+        used.close()
