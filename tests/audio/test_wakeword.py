@@ -330,3 +330,13 @@ def test_after_reset_a_detector_hears_exactly_as_a_fresh_one(speech, engine):
     finally:
         fresh.close()
         used.close()
+
+
+def test_library_inference_path_hears_the_same(speech, nabu):
+    """A model whose tensors the fast runner does not recognise (another pymicro-wakeword
+    version) runs through the library's own ``process_streaming``: same detections."""
+    fast, library = nabu(), nabu()
+    for _, runner in library._engine._runners:
+        runner.fast = False
+    pcm = speech.pcm(0.5, speech.nabu, 1.0, speech.other[1], 0.3)
+    assert feed(fast, pcm) == feed(library, pcm) != []
