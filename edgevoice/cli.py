@@ -89,6 +89,15 @@ def _cmd_reload(args) -> int:
     return request_reload(args.pid, directory and Path(directory), args.timeout)
 
 
+def _cmd_mute(args) -> int:
+    from edgevoice.device.mute import DEFAULT_RUNTIME_DIR, request_mute
+    from edgevoice.device.reload import runtime_dir
+
+    directory = Path(args.runtime_dir) if args.runtime_dir else \
+        (runtime_dir() or DEFAULT_RUNTIME_DIR)
+    return request_mute(args.action, args.pid, directory, args.timeout)
+
+
 def _cmd_demo(args) -> int:
     from edgevoice.demo import run_demo
 
@@ -158,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to wait for the answer (default %(default)s)")
     p.add_argument("--runtime-dir", help="where the daemon writes its answer (default "
                                          "$RUNTIME_DIRECTORY, /run/edgevoice under systemd)")
+    p = add("mute", _cmd_mute,
+            "Privacy mute of the running daemon: on closes the microphone (no session, "
+            "nothing sent or listened for, kept across restarts), off opens it again; "
+            "toggle; status prints it. Exit 0 when the microphone is as asked, 1 when not "
+            "(a closed mute switch refuses to unmute).")
+    p.add_argument("action", choices=("on", "off", "toggle", "status"))
+    p.add_argument("--pid", type=int, help="the daemon's process id (default: the one that "
+                                           "wrote mute-status.json in the runtime directory)")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds to wait for the answer (default %(default)s)")
+    p.add_argument("--runtime-dir", help="where the daemon publishes its state (default "
+                                         "$RUNTIME_DIRECTORY, else /run/edgevoice)")
     p = add("localagent", _cmd_localagent,
             "Run the local stand-in agent alone (for trying the daemon without a cloud).")
     add_localagent_arguments(p)

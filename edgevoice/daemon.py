@@ -16,7 +16,7 @@ Other parts of the program follow the daemon through :meth:`Daemon.add_listener`
 (``listener(state, detail)``, state a :class:`~edgevoice.lifecycle.DaemonState`: the
 demo's progress lines, systemd's STATUS) and :meth:`Daemon.add_observer` (a
 :class:`DaemonObserver`: the service's LED, button and watchdog). Both are called on the
-session thread.
+session thread. In wake-word mode :mod:`edgevoice.wake` says when a session starts and ends.
 """
 
 from __future__ import annotations
@@ -34,21 +34,28 @@ from edgevoice.config import EX_CONFIG, Config, state_dir
 from edgevoice.flow import Stats
 from edgevoice.history import History
 from edgevoice.lifecycle import (Command, DaemonObserver, DaemonState, Inbox, Order,
-                                 ReconnectPolicy, Reload)
+                                 ReconnectPolicy, Reload, ToolsRunning)
 from edgevoice.logsetup import set_context
 from edgevoice.providers import make_provider
 from edgevoice.providers.base import Outcome, Retry, SessionFailed
 from edgevoice.redact import describe_error
 from edgevoice.memory import pin_mmap_threshold
+from edgevoice.mute import HOW_TO_UNMUTE, MuteRequest, PrivacyMute
 from edgevoice.session import Session, SessionOptions
+from edgevoice.sounds import Earcons
 from edgevoice.threads import start_thread
 from edgevoice.tools import ToolRunner
+from edgevoice.wake import BUTTON, WakeWord
+from edgevoice.volume import VolumeControl
 
 log = logging.getLogger(__name__)
 
 HEALTHY_SESSION_S = 10.0   # streaming this long resets the reconnect backoff
 DEVICE_RETRY_S = 5.0
 TICK_S = 0.1               # the session thread's longest wait on its inbox
+
+#: what a muted daemon refuses (the mode starts again as at boot on unmute)
+_OPENS_THE_MIC = (Command.START_SESSION, Command.RESTART_SESSION, Command.WAKE)
 
 Listener = Callable[[DaemonState, str], None]
 #: ``reloader(current)`` re-reads the configuration: what changed, and the new one (None
@@ -76,12 +83,19 @@ class Daemon:
         self._observers: list[DaemonObserver] = []
         self._state_lock = threading.Lock()
         self._reloader = reloader
+        self.wake_word = WakeWord(self) if config.agent.mode == "wake-word" else None
         # owned by the session thread; changed only by the commands it applies
-        self._want_session = start_session
-        self._muted = False
+        self._want_session = start_session and self.wake_word is None  # wake-word: on the word
+        self._start_session = self._want_session  # what an unmute goes back to
+        self._mute = PrivacyMute(state_dir(config))
         self._mic_open = mic_open  # push-to-talk starts closed
         self._audio_restart = False
         self._result: int | BaseException = 0
+        self.volume = VolumeControl(config)  # the output level, kept in the state directory
+        self.sounds = Earcons(self)  # earcons from the states and events below
+        self.add_observer(self.volume)
+        self.add_observer(self.sounds)
+        self.add_listener(self.sounds.on_state)
 
     # -- observers ------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -92,6 +106,8 @@ class Daemon:
 
     def state_changed(self, state: DaemonState, detail: str = "") -> None:
         """Enter ``state``; listeners hear of a new state, or of a new detail."""
+        if self.wake_word is not None:
+            state = self.wake_word.shown(state)  # "listening" after an answer is the follow-up
         with self._state_lock:
             changed = state != self.state
             self.state = state
@@ -122,8 +138,24 @@ class Daemon:
         """Re-read the config (SIGHUP)."""
         self.inbox.order(Command.RELOAD)
 
-    def set_muted(self, muted: bool) -> None:
-        self.inbox.order(Command.MUTE, bool(muted))
+    def set_muted(self, muted: bool, source: str = "api") -> None:
+        """Privacy mute on (True) or off: closes / reopens the capture stream
+        (:mod:`edgevoice.mute`)."""
+        if muted:
+            self._close_mic_now()
+        self.inbox.order(Command.MUTE, MuteRequest(bool(muted), source))
+
+    def toggle_mute(self, source: str = "button") -> None:
+        if not self._mute.muted:  # the toggle will mute
+            self._close_mic_now()
+        self.inbox.order(Command.MUTE, MuteRequest(None, source))
+
+    def _close_mic_now(self) -> None:
+        """A mute closes the microphone at once, even while the session thread is busy
+        (a connect in progress); the order on the inbox does the rest."""
+        engine = self.engine
+        if engine is not None:
+            engine.set_listening(False)
 
     def set_mic_open(self, open: bool) -> None:
         self.inbox.order(Command.MIC, bool(open))
@@ -134,6 +166,10 @@ class Daemon:
     def user_activity(self) -> None:
         self.inbox.order(Command.USER_ACTIVITY)
 
+    def wake(self, model: str = BUTTON) -> None:
+        """Wake-word mode: open a session as the wake word ``model`` does (the button)."""
+        self.inbox.order(Command.WAKE, model)
+
     def start_session(self) -> None:
         self.inbox.order(Command.START_SESSION)
 
@@ -142,6 +178,12 @@ class Daemon:
 
     def restart_session(self) -> None:
         self.inbox.order(Command.RESTART_SESSION)
+
+    def change_volume(self, level: int | None = None, step: int = 0) -> None:
+        """Set the output volume to ``level`` (0-100; None: the current one), then move it
+        by ``step``; clamped to 0-100, applied at the player's next block, remembered in the
+        state directory (see :mod:`edgevoice.volume`)."""
+        self.inbox.order(Command.VOLUME, (level, step))
 
     # -- what the button may read (any thread) ----------------------------------------------
     def agent_speaking(self) -> bool:
@@ -153,8 +195,13 @@ class Daemon:
         return self._want_session
 
     @property
+    def muted(self) -> bool:
+        """The privacy mute is on: the capture stream is closed."""
+        return self._mute.muted
+
+    @property
     def mic_enabled(self) -> bool:
-        return self._mic_open and not self._muted
+        return self._mic_open and not self._mute.muted
 
     # -- the session's host (see edgevoice.lifecycle.SessionHost) ---------------------------
     def deliver(self, session: Session, event: object) -> bool:
@@ -186,6 +233,9 @@ class Daemon:
             self._result = exc
 
     def _serve(self) -> int:
+        for item in self.inbox.drain():  # orders given before run(): a mute switch that is
+            if isinstance(item, Order):  # on keeps the microphone closed from the start
+                self._apply(item)
         while not self.halt.is_set():
             try:
                 engine = self._open_audio()
@@ -195,6 +245,7 @@ class Daemon:
             if engine is None:
                 break
             self.engine = engine
+            engine.set_listening(not self._mute.muted)
             engine.start()
             self.ready.set()
             self._notify("audio_opened", engine)
@@ -226,12 +277,13 @@ class Daemon:
             try:
                 if a.backend == "file":
                     capture, playback = open_file_backend(a.input_file, a.output_file,
-                                                          a.output_rate)
+                                                          a.output_rate, a.file_speed)
                 elif a.backend == "room":
                     capture, playback = open_room_backend(a, wire_rate)
                 else:
                     capture, playback = open_alsa_backend(a.input_device, a.output_device,
-                                                          a.input_rate, a.output_rate, wire_rate)
+                                                          a.input_rate, a.output_rate, wire_rate,
+                                                          listen=not self._mute.muted)
                 return AudioEngine(capture, playback, wire_rate, a.playback_buffer_s,
                                    a.echo_cancel, a.echo_cancel_tail_ms)
             except DeviceError as exc:
@@ -255,10 +307,13 @@ class Daemon:
         outcome = None
         if isinstance(item, Order):
             outcome = self._apply(item)
+        elif isinstance(item, ToolsRunning):
+            self._notify("tools_running", item.count)
         elif item is not None:
             source, event = item
             if source is session and session is not None:  # not a late one of an old session
                 outcome = session.handle(event)
+                self._notify("session_event", event)
         now = time.monotonic()
         self._notify("tick", now)
         engine = self.engine
@@ -269,6 +324,8 @@ class Daemon:
             outcome = Outcome("sound device failed", Retry.NOW, cause="sound_device")
         if outcome is None and session is not None:
             outcome = session.check(now)
+            if outcome is None and self.wake_word is not None:
+                outcome = self.wake_word.check(session, now)  # the follow-up window, quiet
         return outcome
 
     def _apply(self, order: Order) -> Outcome | None:
@@ -280,9 +337,15 @@ class Daemon:
             return None
         if command is Command.RELOAD:
             return self._reload()
+        if self._mute.muted and command in _OPENS_THE_MIC:
+            log.info("privacy mute is on: %s ignored; %s", command, HOW_TO_UNMUTE)
+            return None
+        if command is Command.VOLUME:
+            self.volume.change(*order.value)
+            return None
         if command is Command.MUTE:
-            self._muted = order.value
-        elif command is Command.MIC:
+            return self._apply_mute(order.value)
+        if command is Command.MIC:
             self._mic_open = order.value
         elif command is Command.START_SESSION:
             self._want_session = True
@@ -290,6 +353,8 @@ class Daemon:
             self._want_session = False
             if session is not None:
                 outcome = Outcome("session ended (button or idle timeout)", Retry.IDLE)
+        elif command is Command.WAKE and self.wake_word is not None:
+            self._want_session = self.wake_word.woken(order.value) or self._want_session
         elif command is Command.RESTART_SESSION:
             self._want_session = True
             outcome = Outcome("fresh session requested (button)", Retry.NOW)
@@ -300,12 +365,31 @@ class Daemon:
         self._notify("controls_changed")
         return outcome
 
+    def _apply_mute(self, request: MuteRequest) -> Outcome | None:
+        """Close the capture stream and end the session, or reopen it and let the mode
+        start as it does at boot."""
+        result = self._mute.apply(request)
+        outcome = None
+        if result.changed:
+            engine = self.engine
+            if engine is not None:
+                engine.set_listening(not result.muted)
+            if result.muted and self.session is not None:
+                outcome = Outcome("privacy mute: session ended, the microphone is closed",
+                                  Retry.IDLE)
+            elif not result.muted:
+                self._want_session = self._start_session
+        self._notify("mute_applied", result)
+        self._notify("controls_changed")
+        return outcome
+
     def _reload(self) -> Outcome | None:
         if self._reloader is None:
             return None
         change, config = self._reloader(self.config)
         if config is not None:
             self.config = config
+            self._notify("reloaded", config)
         if change is Reload.AUDIO:
             self._audio_restart = True
             return Outcome("restarting for the new [audio] settings", Retry.NOW)
@@ -317,12 +401,13 @@ class Daemon:
         """No session: serve the inbox for ``seconds`` (None: until a command changes
         something). A reload or a button press must not wait for a backoff."""
         deadline = None if seconds is None else time.monotonic() + seconds
-        wanted = self._want_session
+        wanted = self._want_session, self._mute.muted
         while not self.halt.is_set() and not self._audio_restart:
             timeout = TICK_S if deadline is None else min(TICK_S, deadline - time.monotonic())
             if timeout <= 0:
                 return
-            if self._step(None, timeout) is not None or self._want_session != wanted:
+            if self._step(None, timeout) is not None or \
+                    (self._want_session, self._mute.muted) != wanted:
                 return
 
     def converse(self, session: Session) -> Outcome:
@@ -352,8 +437,15 @@ class Daemon:
         tools = history = None
         built_for = None
         while not self.halt.is_set() and not self._audio_restart:
+            if self._mute.muted:
+                self.state_changed(DaemonState.MUTED, "privacy mute: microphone closed")
+                self._wait(None)
+                continue
             if not self._want_session:
-                self.state_changed(DaemonState.IDLE, "press the button to talk")
+                if self.wake_word is not None:
+                    self.wake_word.listen(self.engine)  # only the detector hears the mic
+                else:
+                    self.state_changed(DaemonState.IDLE, "press the button to talk")
                 self._wait(None)
                 continue
             config = self.config
@@ -362,13 +454,16 @@ class Daemon:
                 agent = config.agent
                 policy = ReconnectPolicy(config.session.reconnect_max_delay,
                                          config.session.auth_retry_delay)
-                tools = ToolRunner(dict(config.tools), agent.tool_timeout, self.stats.tool_calls)
+                tools = ToolRunner(dict(config.tools), agent.tool_timeout, self.stats.tool_calls,
+                                   on_running=lambda n: self.inbox.put(ToolsRunning(n)))
                 history = History.open(state_dir(config), agent.history_max_kb * 1024) \
                     if agent.history else None
                 carry: dict = {}  # provider state kept across sessions (gemini's resume handle)
             agent = config.agent
             replay = history.recent_user_turns(agent.history_replay_turns) if history else ()
-            provider = make_provider(config, replay, carry)
+            wake = self.wake_word
+            provider = make_provider(config if wake is None else wake.config_for(config),
+                                     replay, carry)
             if provider.mic_rate != self.engine.wire_rate:
                 self._audio_restart = True  # a dialect with another wire rate
                 break
@@ -377,7 +472,7 @@ class Daemon:
                 barge_in=config.barge_in if agent.barge_in else None)
             session = Session(provider, self.engine, config.session, self, options)
             session.mic_open = self.mic_enabled
-            self.engine.frame_sink = session.offer_frame
+            self.engine.frame_sink = session.offer_frame if wake is None else wake.sink(session)
             started = time.monotonic()
             try:
                 outcome = self.converse(session)
@@ -392,6 +487,10 @@ class Daemon:
                 set_context(session_id=None)
             if self.halt.is_set():
                 break
+            if wake is not None:  # back to the wake word (a restart: a session at once)
+                self._want_session = wake.ended(outcome)
+                self._notify("session_ended", outcome, None)
+                continue
             if outcome.retry in (Retry.NOW, Retry.IDLE):
                 log.info("%s", outcome.reason, extra={"event": "session_ended"})
                 policy.reset()

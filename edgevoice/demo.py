@@ -48,6 +48,8 @@ def run_demo(args) -> int:
                              "output_device": args.output_device}
     sections["session"] = {"connect_timeout": "5", "reconnect_max_delay": "5"}
     with tempfile.TemporaryDirectory(prefix="edgevoice-demo-") as tmp:
+        # its own state: the device's privacy mute and transcript are not the demo's
+        sections["agent"]["state_dir"] = tmp
         path = os.path.join(tmp, "edgevoice.conf")
         with open(path, "w", encoding="utf-8") as f:
             f.write(ini_text(sections))

@@ -120,6 +120,11 @@ class MicQueue:
             except queue.Empty:  # the send thread took it meanwhile
                 pass
 
+    @property
+    def room(self) -> int:
+        """Frames that fit before the oldest is dropped."""
+        return max(0, self._max - self._q.qsize())
+
     def get(self, timeout: float) -> tuple[bytes, float] | None:
         try:
             return self._q.get(timeout=timeout)

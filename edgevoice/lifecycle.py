@@ -11,11 +11,13 @@ needs of the daemon (:class:`SessionHost`), what the service watches
        │             └─── offline <────┘   (the session ended badly: "retry in N s")
        ├──> idle ──> connecting …            (toggle mode: waits for the button)
        └──> waiting for device ──> connecting | idle      (retried every 5 s)
+    any state ──> muted ──> (the mode's start)   (privacy mute: no session, mic closed)
     any state ──> stopping ──> stopped
 
-Muting and push-to-talk are not states of the daemon: they say what the microphone
-sends (:attr:`Daemon.mic_enabled`) whatever the session is doing, and the LED shows them
-on top of the state (:func:`edgevoice.device.led.led_state_for`).
+Push-to-talk is not a state of the daemon: it says what the microphone sends
+(:attr:`Daemon.mic_enabled`) whatever the session is doing, and the LED shows it on top of
+the state (:func:`edgevoice.device.led.led_state_for`). The privacy mute is a state: the
+capture stream is closed and no session runs (:mod:`edgevoice.mute`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class DaemonState(StrEnum):
     FOLLOW_UP = "follow-up"                    #: wake-word mode: the answer ended; the
     #:                                            session stays open for a question more
     OFFLINE = "offline"                        #: the last session failed; waiting to retry
+    MUTED = "muted"                            #: privacy mute: the capture stream is closed
     STOPPING = "stopping"                      #: :meth:`Daemon.stop` was called
     STOPPED = "stopped"
 
@@ -62,7 +65,7 @@ class Command(StrEnum):
     """What the button, signals and the service may ask of the daemon. Each travels on
     the :class:`Inbox` and is applied by the session thread, in order."""
 
-    MUTE = "mute"                      #: privacy mute; value: True to mute, False to unmute
+    MUTE = "mute"                      #: privacy mute; value: an edgevoice.mute.MuteRequest
     MIC = "mic"                        #: push-to-talk; value: True while the button is down
     INTERRUPT = "interrupt"            #: stop the agent's voice now
     WAKE = "wake"                      #: the wake word was heard; value: its model name
@@ -125,10 +128,30 @@ class DaemonObserver:
     def controls_changed(self) -> None:
         """A command changed the mic (mute, push-to-talk) or whether a session is wanted."""
 
+    def mute_applied(self, result: Any) -> None:
+        """A :attr:`Command.MUTE` was applied (or refused): an
+        :class:`edgevoice.mute.MuteResult`."""
+
     def session_ended(self, outcome: Outcome, delay: float | None) -> None:
         """A session (or an attempt at one) ended with ``outcome``; the next attempt comes
         after ``delay`` seconds (None: at once, or when the button asks for it). Not
         called when the daemon stops."""
+
+    def session_event(self, event: object) -> None:
+        """The session has handled ``event`` from its threads (a transcript, a tool call…)."""
+
+    def tools_running(self, count: int) -> None:
+        """``count`` [tools] programs are running now (one started or ended)."""
+
+    def reloaded(self, config: Any) -> None:
+        """A reloaded configuration was applied (SIGHUP)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolsRunning:
+    """On the inbox from a tool's thread: how many [tools] programs run now."""
+
+    count: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,10 +48,13 @@ STATE_LABELS = {
     DaemonState.STARTING: "starting",
     DaemonState.WAITING_FOR_DEVICE: "offline",
     DaemonState.IDLE: "idle",
+    DaemonState.WAITING_FOR_WAKE: "idle",    # no session until the wake word
     DaemonState.CONNECTING: "connecting",
     DaemonState.LISTENING: "listening",
+    DaemonState.FOLLOW_UP: "listening",      # the session listens without the wake word
     DaemonState.SPEAKING: "speaking",
     DaemonState.OFFLINE: "offline",
+    DaemonState.MUTED: "muted",
     DaemonState.STOPPING: "stopped",
     DaemonState.STOPPED: "stopped",
 }

@@ -10,7 +10,10 @@
   running config stays. Either way the outcome goes to ``$RUNTIME_DIRECTORY`` for the
   unit's ``ExecReload=edgevoice reload`` helper (:mod:`edgevoice.device.reload`), so
   ``systemctl reload`` fails when the config was rejected.
-- the button and the LED (``[gpio]``), per ``[agent] mode``.
+- the button and the LED (``[gpio]``), per ``[agent] mode``, and the privacy mute's
+  switch (``[gpio] mute_pin``) and signals: SIGUSR1 mutes, SIGUSR2 unmutes, answered in
+  ``$RUNTIME_DIRECTORY/mute-status.json`` for ``edgevoice mute``
+  (:mod:`edgevoice.device.mute`).
 
 The service is a :class:`~edgevoice.lifecycle.DaemonObserver` and a state listener of its
 daemon: it hears of every state, command and tick on the session thread, and steers the
@@ -26,11 +29,13 @@ import threading
 from edgevoice.config import EX_CONFIG, ConfigError, Config, load
 from edgevoice.daemon import DEVICE_RETRY_S, Daemon
 from edgevoice.device.button import initial_state
+from edgevoice.device.mute import MUTE_SIGNAL, UNMUTE_SIGNAL, MuteAnswers, MuteSwitch
 from edgevoice.lifecycle import DaemonObserver, DaemonState, Reload
 from edgevoice.device.notify import StatusReporter, SystemdNotifier, ThreadHealth, WatchdogPinger
 from edgevoice.device.reload import APPLIED, REJECTED, ReloadResults, runtime_dir
 from edgevoice.metrics import MetricsError, MetricsExporter
 from edgevoice.providers import DIALECTS
+from edgevoice.volume import needs_reopen
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +50,12 @@ class Service(DaemonObserver):
         self.notifier = notifier or SystemdNotifier()
         self.reporter = StatusReporter(self.notifier)
         self.reloads = ReloadResults(runtime_dir())
+        self.mute_answers = MuteAnswers(runtime_dir())
         self.pin_factory = pin_factory
         self.mode = None
         self.button = None
         self.led = None
+        self.mute_switch: MuteSwitch | None = None
         self.health: ThreadHealth | None = None
         self.watchdog: WatchdogPinger | None = None
         self._ready_sent = False
@@ -79,6 +86,7 @@ class Service(DaemonObserver):
 
     def _run(self) -> int:
         self._install_signals()
+        self.mute_answers.write(self.daemon.muted)  # edgevoice mute status/toggle read it
         self._setup_gpio(self.daemon.config)
         try:
             return self.daemon.run()
@@ -86,7 +94,7 @@ class Service(DaemonObserver):
             self._send_stopping()
             if self.watchdog is not None:
                 self.watchdog.stop()
-            for part in (self.button, self.led):
+            for part in (self.button, self.mute_switch, self.led):
                 if part is not None:
                     part.close()
 
@@ -106,9 +114,15 @@ class Service(DaemonObserver):
             log.info("SIGHUP received: reloading %s", self.path)
             self.daemon.request_reload()
 
+        def mute(signum, frame):
+            self.mute_answers.requested()
+            self.daemon.set_muted(signum == MUTE_SIGNAL, "cli")
+
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
+        signal.signal(MUTE_SIGNAL, mute)
+        signal.signal(UNMUTE_SIGNAL, mute)
 
     # -- the button and the LED -------------------------------------------------------------------
     def _setup_gpio(self, config: Config) -> None:
@@ -118,10 +132,15 @@ class Service(DaemonObserver):
         from edgevoice.device.button import ButtonInput, ModeController
         from edgevoice.device.led import StatusLed
 
+        self.mute_switch = MuteSwitch.from_settings(g, self.daemon.set_muted,
+                                                    pin_factory=self.pin_factory)
+        if self.mute_switch is not None and self.mute_switch.is_on:
+            self.daemon.set_muted(True, "switch")  # applied before the microphone opens
         mode = config.agent.mode
         long_press = g.ptt_long_press_s if mode == "push-to-talk" else g.long_press_s
         self.mode = ModeController(mode, self.daemon, long_press,
-                                   idle_timeout_s=config.agent.toggle_idle_s)
+                                   idle_timeout_s=config.agent.toggle_idle_s,
+                                   multi_press_s=g.multi_press_s, volume_step=g.volume_step)
         self.led = StatusLed.from_settings(g, pin_factory=self.pin_factory)
         self.led.show(self.mode.initial_state().led)
         self.button = ButtonInput.from_settings(g, controller=self.mode,
@@ -137,6 +156,11 @@ class Service(DaemonObserver):
 
     def controls_changed(self) -> None:
         self._refresh()
+
+    def mute_applied(self, result) -> None:
+        self.mute_answers.write(result.muted, result.refused,
+                                answers_request=result.source == "cli",
+                                switch=self.mute_switch is not None and self.mute_switch.is_on)
 
     def activity(self) -> None:
         if self.mode is not None:
@@ -154,20 +178,18 @@ class Service(DaemonObserver):
 
     def _refresh(self) -> None:
         d = self.daemon
-        muted = self.mode.muted if self.mode else False
         if self.led is not None:
             from edgevoice.device.led import led_state_for
-            self.led.show(led_state_for(d.state, muted=muted,
+            self.led.show(led_state_for(d.state, muted=d.muted,
                                         mic_open=self.mode.mic_open if self.mode else True,
                                         session_active=d.session_active()))
-        self.reporter.annotate("muted" if muted else "")
 
     # -- systemd -----------------------------------------------------------------------------------
     def audio_opened(self, engine) -> None:
         d = self.daemon
         threads = engine.threads
         health = ThreadHealth(streaming=lambda: d.session is not None and d.session.streaming)
-        health.watch("capture", lambda: engine.frames_captured, threads=threads[:1])
+        health.watch("capture", lambda: engine.capture_progress, threads=threads[:1])
         health.watch("player", lambda: engine.blocks_played, threads=threads[1:2])
         health.watch("send", lambda: d.stats.frames_sent, threads=self._session_threads("send"),
                      only_while_streaming=True)
@@ -232,7 +254,7 @@ class Service(DaemonObserver):
                 return self._reject(request, [exc.problem])
         self.metrics.describe(new, self.daemon.config.agent.mode)
         logging.getLogger().setLevel(new.log.level.upper())
-        if old.audio != new.audio:
+        if needs_reopen(old.audio, new.audio):  # the volume alone is applied on the fly
             change = Reload.AUDIO
         elif old.tools != new.tools or any(getattr(old, s) != getattr(new, s)
                                            for s in AGENT_SECTIONS):

@@ -73,7 +73,7 @@ class Session:
         self._ping_at: float | None = None  # when the unanswered ping was asked for
         self._speaking = False
         self._last_audio = 0.0
-        self.mic_open = True  # False (muted, push-to-talk released): silence is sent instead
+        self.mic_open = True  # False (push-to-talk released): silence is sent instead
         self._silence = bytes(provider.mic_rate // 50 * 2)
 
     @property
@@ -239,7 +239,7 @@ class Session:
         heard = echo.linear if echo is not None and echo.linear else frame
         reduction = echo.reduction_db if echo is not None else None
         if not self.mic_open:
-            frame = heard = self._silence  # muted: the session lives on, the server hears nothing
+            frame = heard = self._silence  # push-to-talk released: the server hears nothing
         detector = self._detector
         if detector is not None:
             decision = detector.process(heard, t, reduction)

@@ -45,11 +45,13 @@ class ToolRunner:
     ``(tool, result)``: the name as configured or :data:`UNKNOWN_TOOL`, and one of
     :data:`RESULTS`."""
 
-    def __init__(self, tools: dict[str, str], timeout: float, tally: Tally | None = None
-                 ) -> None:
+    def __init__(self, tools: dict[str, str], timeout: float, tally: Tally | None = None,
+                 on_running: Callable[[int], None] | None = None) -> None:
         self.tools = dict(tools)
         self.timeout = timeout
         self.tally = tally
+        self.on_running = on_running  # told how many submitted calls run, on their threads
+        self._busy = 0
         self._slots = threading.BoundedSemaphore(MAX_PARALLEL)
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen] = set()
@@ -132,6 +134,7 @@ class ToolRunner:
             return
 
         def work() -> None:
+            self._running_changed(+1)
             try:
                 try:
                     output, is_error = self.run(name, arguments)
@@ -143,9 +146,21 @@ class ToolRunner:
             except Exception:  # a failing reply must not kill anything else
                 log.exception("tool %s: answering the agent failed", name)
             finally:
+                self._running_changed(-1)
                 self._slots.release()
 
         start_thread("tool", work)
+
+    def _running_changed(self, delta: int) -> None:
+        """Tell ``on_running`` the new count, under the lock: two tools ending together
+        report in order (the listener must not block: the daemon's puts on its inbox)."""
+        with self._lock:
+            self._busy += delta
+            if self.on_running is not None:
+                try:
+                    self.on_running(self._busy)
+                except Exception:  # a listener must not break the tool call
+                    log.exception("tool listener failed")
 
     def close(self) -> None:
         """Kill every running tool's process group (the daemon is stopping); tools

@@ -4,12 +4,18 @@ ALSA configuration of `file` PCMs in place, before anything initialises PortAudi
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 
 import pytest
 
 import tests.support.alsa  # noqa: F401  (first: sets ALSA_CONFIG_PATH)
 from tests.support import QUESTION_WAV, NotifySocket, ini
+
+# No test (nor a daemon it starts) keeps state in the machine's /var/lib/edgevoice: a
+# privacy mute left there would start every later daemon muted.
+os.environ["STATE_DIRECTORY"] = tempfile.mkdtemp(prefix="edgevoice-state-")
 
 
 # --- local agent + daemon ----------------------------------------------------------------
@@ -58,7 +64,9 @@ def run_daemon(tmp_path):
 
     running: list[RunningDaemon] = []
 
-    def start(agent, input_wav=None, extra: dict | None = None, listeners=()) -> RunningDaemon:
+    def start(agent, input_wav=None, extra: dict | None = None, listeners=(),
+              adjust=None) -> RunningDaemon:
+        """``adjust(config) -> config``: settings the file cannot give (tunables)."""
         sections = agent.config_values()
         # history and other state stay in the test's own folder (not /var/lib/edgevoice)
         sections["agent"]["state_dir"] = str(tmp_path / "state")
@@ -67,11 +75,16 @@ def run_daemon(tmp_path):
                              "output_file": str(output)}
         sections["session"] = {"connect_timeout": "5", "reconnect_max_delay": "5",
                                "auth_retry_delay": "60"}
+        # the speaker's output holds the agent's voice alone unless a test asks for sounds
+        sections["sounds"] = {name: "off" for name in ("listening", "ended", "error",
+                                                       "thinking")}
         for section, keys in (extra or {}).items():
             sections.setdefault(section, {}).update(keys)
         path = tmp_path / f"edgevoice{len(running)}.conf"
         path.write_text(ini(sections))
         config = parse(path.read_text(), str(path))
+        if adjust is not None:
+            config = adjust(config)
         daemon = Daemon(config)
         for listener in listeners:
             daemon.add_listener(listener)

@@ -172,16 +172,26 @@ def choose_rate(wanted: int, preferred: int, accepted: list[int], default: int) 
 
 
 class _Stream:
-    def __init__(self, device: DeviceInfo, rate: int, direction: str, block: int) -> None:
-        import pyaudio
-        pa = pyaudio_instance()
+    def __init__(self, device: DeviceInfo, rate: int, direction: str, block: int,
+                 open_now: bool = True) -> None:
         self.rate = rate
         self.device = device
+        self.direction = direction
+        self.block = block
         self.xruns = 0
+        self.latency_s = 0.0
+        self._stream = None
+        if open_now:
+            self._open()
+
+    def _open(self) -> None:
+        import pyaudio
+        pa = pyaudio_instance()
+        direction, device, rate = self.direction, self.device, self.rate
         try:
             self._stream = pa.open(format=pyaudio.paInt16, channels=1, rate=rate,
                                    input=direction == "input", output=direction == "output",
-                                   frames_per_buffer=block,
+                                   frames_per_buffer=self.block,
                                    **({"input_device_index": device.index}
                                       if direction == "input" else
                                       {"output_device_index": device.index}))
@@ -203,8 +213,24 @@ class _Stream:
 
 
 class AlsaCapture(_Stream):
-    def __init__(self, device: DeviceInfo, rate: int) -> None:
-        super().__init__(device, rate, "input", rate // 50)
+    """The microphone. ``open_now=False`` (privacy mute at start) leaves the stream closed
+    until :meth:`open_input`; :meth:`close_input` closes it again (PortAudio releases the
+    ALSA device). Only the engine's capture thread calls these and :meth:`read`."""
+
+    def __init__(self, device: DeviceInfo, rate: int, open_now: bool = True) -> None:
+        super().__init__(device, rate, "input", rate // 50, open_now)
+
+    @property
+    def input_open(self) -> bool:
+        return self._stream is not None
+
+    def open_input(self) -> None:
+        """Open the stream again at the same device and rate (DeviceError if it cannot)."""
+        if self._stream is None:
+            self._open()
+
+    def close_input(self) -> None:
+        self.close()
 
     def read(self, samples: int) -> bytes:
         return self._stream.read(samples, exception_on_overflow=False)
@@ -220,15 +246,16 @@ class AlsaPlayback(_Stream):
 
 
 def open_alsa_backend(input_name: str, output_name: str, input_rate: int, output_rate: int,
-                      wire_rate: int) -> tuple[AlsaCapture, AlsaPlayback]:
-    """Find both devices by name and open them at rates they accept."""
+                      wire_rate: int, listen: bool = True) -> tuple[AlsaCapture, AlsaPlayback]:
+    """Find both devices by name and open them at rates they accept (the microphone's
+    stream stays closed with ``listen=False``: the privacy mute is on)."""
     devices = list_devices()
     mic = find_device(input_name, "input", devices)
     spk = find_device(output_name, "output", devices)
     in_rate = choose_rate(input_rate, wire_rate, supported_rates(mic, "input"), mic.default_rate)
     out_rate = choose_rate(output_rate, wire_rate, supported_rates(spk, "output"),
                            spk.default_rate)
-    capture = AlsaCapture(mic, in_rate)
+    capture = AlsaCapture(mic, in_rate, open_now=listen)
     try:
         playback = AlsaPlayback(spk, out_rate)
     except DeviceError:

@@ -4,11 +4,14 @@ whole life (sessions come and go; the sound devices stay open).
 - capture thread: blocking reads of 20 ms at the device rate → resample to the wire rate →
   exact 20 ms frames → echo canceller (:mod:`edgevoice.audio.echo_path`, when on) →
   ``frame_sink(frame, t_captured)``. The sink must not block (the session puts frames in a
-  bounded queue that drops the oldest).
+  bounded queue that drops the oldest). The privacy mute (:meth:`AudioEngine.set_listening`)
+  makes this thread close the capture stream after the read in progress and wait, reading
+  nothing, until it is told to reopen it; only this thread ever touches the stream, so no
+  lock is held across a read.
 - player thread: takes one block from the :class:`PlaybackBuffer` (silence on underrun or
-  pause) and writes it to the device, whose blocking write paces the loop; then records
-  the block, resampled to the wire rate, as the canceller's reference with the instant it
-  is heard.
+  pause), mixes in the earcon and the volume (:class:`~edgevoice.audio.mixer.Mixer`) and
+  writes it to the device, whose blocking write paces the loop; then records the block,
+  resampled to the wire rate, as the canceller's reference with the instant it is heard.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from edgevoice.audio.bargein import SILENCE_DB, SpeakerLevels, level_db
 from edgevoice.audio.echo_cancel import DEFAULT_TAIL_MS, EchoCancelUnavailable, open_canceller
 from edgevoice.audio.echo_path import EchoPath, SpeakerReference
 from edgevoice.audio.frames import Framer, frame_bytes
+from edgevoice.audio.mixer import Mixer
 from edgevoice.audio.playback_buffer import PlaybackBuffer
 from edgevoice.audio.resample import StreamResampler
 from edgevoice.logsetup import RateLimitedLog
@@ -34,6 +38,7 @@ log = logging.getLogger(__name__)
 
 FrameSink = Callable[[bytes, float], None]
 FAILURES_BEFORE_REOPEN = 6  # ~3 s of a device that keeps failing (unplugged): reopen it
+MUTED_WAIT_S = 0.1  # how often a muted capture thread looks at the stop flag
 
 
 def _discard(frame: bytes, t: float) -> None:
@@ -48,6 +53,7 @@ class AudioEngine:
         self.wire_rate = wire_rate
         self.buffer = PlaybackBuffer(int(buffer_seconds * playback.rate) * 2)
         self.speaker = SpeakerLevels()  # what the speaker played when (for barge-in)
+        self.mixer = Mixer(playback.rate // 50)  # earcons and the volume, on the player thread
         self.frame_sink: FrameSink = _discard
         self._uplink = StreamResampler(capture.rate, wire_rate)
         self._framer = Framer(frame_bytes(wire_rate))
@@ -57,12 +63,16 @@ class AudioEngine:
         self._reference_resampler = (StreamResampler(playback.rate, wire_rate)
                                      if self.echo is not None else None)
         self._stop = threading.Event()
+        self._listen = threading.Event()  # clear: privacy mute, the capture stream is closed
+        self._listen.set()
         self._threads: list[threading.Thread] = []
         self._errors = RateLimitedLog(log, 30.0)
         # progress counters, read by health checks and the bench
         self.frames_captured = 0
         self.blocks_played = 0
         self.capture_errors = 0
+        self.muted_rounds = 0  # the capture thread's rounds while muted (it is alive, idle)
+        self.capture_reopened = 0  # times the capture stream was opened again after a mute
         self.failed = ""  # set when a device keeps failing (unplugged): reopen the devices
 
     def start(self) -> None:
@@ -77,6 +87,30 @@ class AudioEngine:
                 stream.close()
             except Exception as exc:  # closing must never stop the shutdown
                 log.debug("closing %s: %s", stream, describe_error(exc))
+
+    # -- privacy mute: called from the session thread ---------------------------------------
+    def set_listening(self, listening: bool) -> None:
+        """False: the capture thread closes the capture stream once the read in progress
+        returns (at most one 20 ms block later) and reads nothing until True reopens it.
+        Returns at once; :attr:`capture_open` tells when it happened. Call before
+        :meth:`start` to start with the stream closed."""
+        (self._listen.set if listening else self._listen.clear)()
+
+    @property
+    def listening(self) -> bool:
+        """What was asked last (:meth:`set_listening`)."""
+        return self._listen.is_set()
+
+    @property
+    def capture_open(self) -> bool:
+        """Whether the capture device's stream is open now."""
+        return bool(getattr(self.capture, "input_open", True))
+
+    @property
+    def capture_progress(self) -> int:
+        """Moves while the capture thread works: frames captured, or rounds of waiting
+        while muted (the watchdog must not take a muted microphone for a stuck one)."""
+        return self.frames_captured + self.muted_rounds
 
     @property
     def threads(self) -> list[threading.Thread]:
@@ -108,9 +142,19 @@ class AudioEngine:
         cancel = self.echo.process if self.echo is not None else None
         tap = getattr(self.capture, "record_sent", None)  # the room backend keeps a copy
         latency = getattr(self.capture, "latency_s", 0.0)  # a frame is older than its read
+        listening = self._listen.is_set
         failures = 0
+        reopen = False
         while not self._stop.is_set():
+            if not listening():
+                self._stay_muted()
+                reopen = True
+                continue
             try:
+                if reopen:  # unmuted: a fresh stream (its latency may differ)
+                    self._open_capture()
+                    latency = getattr(self.capture, "latency_s", 0.0)
+                    reopen = False
                 chunk = read(block)
             except Exception as exc:  # device gone, overrun storms: keep the daemon alive
                 self.capture_errors += 1
@@ -135,6 +179,31 @@ class AudioEngine:
                     self._errors.warning("sink", "handling a mic frame failed: %s",
                                          describe_error(exc))
 
+    def _stay_muted(self) -> None:
+        """Privacy mute, on the capture thread: close the stream, then wait (reading
+        nothing) until unmuted or stopped."""
+        close = getattr(self.capture, "close_input", None)
+        if close is not None and self.capture_open:
+            try:
+                close()
+                log.debug("capture stream closed (privacy mute)")
+            except Exception as exc:
+                self._errors.warning("close", "closing the microphone failed: %s",
+                                     describe_error(exc))
+        while not self._listen.wait(MUTED_WAIT_S) and not self._stop.is_set():
+            self.muted_rounds += 1
+
+    def _open_capture(self) -> None:
+        """Reopen the capture stream after a mute; the partial frame and the resampler's
+        history from before it are dropped (raises what the device raises)."""
+        open_input = getattr(self.capture, "open_input", None)
+        if open_input is not None:
+            open_input()
+        self._uplink.reset()
+        self._framer.reset()
+        self.capture_reopened += 1
+        log.debug("capture stream reopened")
+
     def _player_loop(self) -> None:
         block = bytearray(frame_bytes(self.playback.rate))
         view = memoryview(block)
@@ -146,12 +215,14 @@ class AudioEngine:
         wait_writable = getattr(self.playback, "wait_writable", None)
         reference = self.echo.reference if self.echo is not None else None
         to_wire = self._reference_resampler
+        mix = self.mixer.mix
         failures = 0
         while not self._stop.is_set():
             try:
                 if wait_writable is not None:
                     wait_writable()
-                audible = read_into(view) > 0
+                audible = read_into(view) > 0  # the agent's voice (an earcon is no barge-in cue)
+                earcon = mix(samples, audible)
                 write(block)
             except Exception as exc:
                 failures += 1
@@ -162,7 +233,7 @@ class AudioEngine:
                 continue
             failures = 0
             heard_at = time.monotonic() + latency
-            record(heard_at, level_db(samples) if audible else SILENCE_DB, audible)
+            record(heard_at, level_db(samples) if audible or earcon else SILENCE_DB, audible)
             if reference is not None:
                 reference.record(to_wire.process(block), heard_at)
             self.blocks_played += 1

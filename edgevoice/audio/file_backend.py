@@ -4,7 +4,8 @@ Both run on one clock: sample *n* of the output WAV was "played" at the instant 
 of the input was "captured" (both files share one rate). Reads and writes block until the
 clock reaches them, so the daemon runs in real time exactly as with a sound card, and the
 output WAV is the speaker's timeline, silence included: a test can read from it when the
-agent was audible. After the input's end the microphone hears silence.
+agent was audible. After the input's end the microphone hears silence. ``speed`` makes the
+clock run faster than real time (tests that need a minute of audio without a minute's wait).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def read_wav_mono16(path: str) -> tuple[bytes, int]:
 class FileClock:
     """The shared clock: time zero is the first capture read."""
 
-    def __init__(self, rate: int) -> None:
+    def __init__(self, rate: int, speed: float = 1.0) -> None:
         self.rate = rate
+        self.speed = speed
         self.closed = threading.Event()
         self._t0: float | None = None
         self._lock = threading.Lock()
@@ -59,7 +61,7 @@ class FileClock:
 
     def wait_until_sample(self, n: int) -> None:
         """Block until sample ``n`` is due; raise :class:`EOFError` once closed."""
-        due = self.t0() + n / self.rate
+        due = self.t0() + n / (self.rate * self.speed)
         delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)  # at most one block (20 ms); cheaper than an Event wait
@@ -67,19 +69,35 @@ class FileClock:
             raise EOFError("file audio closed")
 
     def sample_now(self) -> int:
-        return int((time.monotonic() - self.t0()) * self.rate)
+        return int((time.monotonic() - self.t0()) * self.rate * self.speed)
 
 
 class FileCapture:
-    """Reads the input WAV in real time, at the file's own rate."""
+    """Reads the input WAV in real time, at the file's own rate.
+
+    :meth:`close_input` (the privacy mute) closes the "microphone": reading then raises,
+    and :meth:`open_input` resumes at the clock's present sample, as a real microphone
+    would: what the input held while it was closed is never read.
+    """
 
     def __init__(self, pcm: bytes, clock: FileClock) -> None:
         self.rate = clock.rate
         self._pcm = memoryview(pcm)
         self._clock = clock
         self._pos = 0  # samples handed out
+        self.input_open = True
+
+    def open_input(self) -> None:
+        if not self.input_open:
+            self._pos = max(self._pos, self._clock.sample_now())
+            self.input_open = True
+
+    def close_input(self) -> None:
+        self.input_open = False
 
     def read(self, samples: int) -> bytes:
+        if not self.input_open:
+            raise OSError("the microphone is closed (privacy mute)")
         self._clock.wait_until_sample(self._pos + samples)
         start = self._pos * 2
         end = start + samples * 2
@@ -143,15 +161,15 @@ class FilePlayback:
                 self._wav = None
 
 
-def open_file_backend(input_file: str, output_file: str,
-                      output_rate: int) -> tuple[FileCapture, FilePlayback]:
+def open_file_backend(input_file: str, output_file: str, output_rate: int,
+                      speed: float = 1.0) -> tuple[FileCapture, FilePlayback]:
     """Open the file "devices". The clock runs at the input's rate (``output_rate`` when
     there is no input file); the output WAV is written at the same rate."""
     if input_file:
         pcm, rate = read_wav_mono16(input_file)
     else:
         pcm, rate = b"", output_rate or 16000
-    clock = FileClock(rate)
+    clock = FileClock(rate, speed)
     log.info("file audio: input %s (%d Hz, %.2f s), output %s", input_file or "<silence>",
              rate, len(pcm) / 2 / rate, output_file)
     return FileCapture(pcm, clock), FilePlayback(output_file, clock)

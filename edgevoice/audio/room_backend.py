@@ -175,8 +175,27 @@ class RoomCapture:
         self._mic = _wav_writer(mic_path, self.rate)
         self._sent = _wav_writer(sent_path, sent_rate)
         self._lock = threading.Lock()
+        self.input_open = True
+
+    def open_input(self) -> None:
+        """After a privacy mute: hear the room from now on; the mic WAV gets silence for
+        the time the microphone was closed, so it stays on the room's clock."""
+        if self.input_open:
+            return
+        now = int((time.monotonic() - self.room.clock.t0()) * self.rate * self._ratio)
+        gap = max(0, now - self._pos)
+        with self._lock:
+            if self._mic is not None and gap:
+                self._mic.writeframes(bytes(2 * gap))
+        self._pos += gap
+        self.input_open = True
+
+    def close_input(self) -> None:
+        self.input_open = False
 
     def read(self, samples: int) -> bytes:
+        if not self.input_open:
+            raise OSError("the microphone is closed (privacy mute)")
         clock = self.room.clock
         due = clock.t0() + (self._pos + samples) / (self.rate * self._ratio)
         delay = due - time.monotonic()

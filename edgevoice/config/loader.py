@@ -19,7 +19,8 @@ from typing import Any, Generic, Mapping, TypeVar
 from edgevoice.config.errors import ConfigError, Problem, did_you_mean
 from edgevoice.config.sections import (AgentSettings, AudioSettings, BargeInSettings,
                                        GpioSettings, LogSettings, MetricsSettings,
-                                       SessionSettings, is_file, sections)
+                                       SessionSettings, SoundSettings, is_file, sections,
+                                       wake_word_problems)
 from edgevoice.config.types import MAX_SECRET_BYTES, Invalid, keys, value_type
 from edgevoice.redact import Secret
 
@@ -57,6 +58,7 @@ class Config:
 
     agent = _Section[AgentSettings]()
     audio = _Section[AudioSettings]()
+    sounds = _Section[SoundSettings]()
     barge_in = _Section[BargeInSettings]()
     gpio = _Section[GpioSettings]()
     session = _Section[SessionSettings]()
@@ -201,7 +203,9 @@ def _check_combination(cfg: Config, problems: list[Problem]) -> None:
             problems.append(Problem("tools", name, f"{program} is not an executable file; "
                                     f"check it exists and chmod +x it"))
     problems += cfg.audio.check()
+    problems += cfg.sounds.check()
     problems += cfg.metrics.check()
+    problems += wake_word_problems(cfg)
 
 
 def _read_ini(text: str, path: str) -> configparser.ConfigParser:

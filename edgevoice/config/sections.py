@@ -1,5 +1,5 @@
 """The sections every configuration has ([agent], [audio], [barge_in], [gpio], [session],
-[log]); each dialect declares its own section in its provider module
+[wake_word], [metrics], [log]); each dialect declares its own section in its provider module
 (``edgevoice/providers/<name>.py``), found through the registry by :func:`dialects`.
 
 A section is a frozen dataclass of keys (:func:`~edgevoice.config.types.key`). A section
@@ -9,12 +9,15 @@ key parsed; a dialect's section is checked only when it is the dialect in use.
 
 from __future__ import annotations
 
+import os
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from edgevoice.config.errors import Problem
-from edgevoice.config.types import Boolean, Choice, Float, HostPort, Integer, key
+from edgevoice.config.errors import Problem, did_you_mean
+from edgevoice.config.types import (Boolean, Choice, Float, HostPort, Integer, Invalid, List,
+                                    ValueType, key)
 from edgevoice.config.types import Path as PathValue
 
 
@@ -66,8 +69,9 @@ class AgentSettings:
                               "error result.", 8.0, Float(0.5, 60.0))
     mode: str = key("always-on: a session all the time, the button mutes; push-to-talk: the "
                     "mic is heard only while the button is held; toggle: a press starts a "
-                    "session, the next ends it.", "always-on",
-                    Choice("always-on", "push-to-talk", "toggle"))
+                    "session, the next ends it; wake-word: a spoken wake word ([wake_word]) "
+                    "starts a session, which ends after the answer and a follow-up window.",
+                    "always-on", Choice("always-on", "push-to-talk", "toggle", "wake-word"))
     toggle_idle_s: float = key("toggle mode: end a session after this many seconds without "
                                "speech either way.", 120.0, Float(10.0, 86400.0))
     barge_in: bool = key("Stop the agent's voice on the device the instant the user talks "
@@ -103,6 +107,15 @@ class AudioSettings:
     echo_cancel_tail_ms: int = key("Longest echo the canceller models (delay + reverberation; "
                                    "the bench: 200 ms leaves rooms with RT60 0.65 s pausing "
                                    "the agent).", 500, Integer(20, 1000))
+    volume: int = key("Output volume, 0 (silent) to 100 (full scale), applied in software to "
+                      "the agent's voice and the sounds: 40 dB from 1 to 100, evenly in dB "
+                      "(50 is -20 dB). The button and SIGHUP change it at run time; the "
+                      "level set last is kept in state_dir (see Volume).", 100,
+                      Integer(0, 100))
+    mixer: str = key("alsa: the card's playback control that carries the volume instead "
+                     "(CONTROL or CONTROL@DEVICE, e.g. PCM or Speaker@hw:1; `amixer -D "
+                     "hw:1 scontrols` lists them), through the optional pyalsaaudio package; "
+                     "off: software only.", "off")
     room_ir: str = key("room: speaker-to-mic impulse response (WAV at the input's rate).",
                        "", PathValue())
     room_user_ir: str = key("room: impulse response from the user to the mic (empty: direct).",
@@ -117,6 +130,7 @@ class AudioSettings:
                                 "speaker's.", 0.0, Float(-1000.0, 1000.0))
     room_latency_ms: int = key("room: speaker device buffer (written, heard this much later).",
                                40, Integer(0, 500))
+    file_speed: float = 1.0  # tests: the file backend's clock runs this much faster
 
     def check(self) -> list[Problem]:
         problems = []
@@ -139,6 +153,73 @@ class AudioSettings:
             elif not is_dir(Path(self.output_file).parent):
                 problems.append(Problem("audio", "output_file", "its folder "
                                         f"{Path(self.output_file).parent} does not exist"))
+        return problems
+
+
+class SoundFile(ValueType):
+    """``default`` (the bundled sound), ``off``, or the path of a WAV file."""
+
+    def parse(self, raw: str) -> str:
+        if raw.lower() in ("default", "off"):
+            return raw.lower()
+        if not raw:
+            raise Invalid("empty; write default, off, or the path of a WAV file")
+        return PathValue().parse(raw)
+
+
+def sound_file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be an earcon (None: it can): it must be an absolute path to a
+    mono or stereo 16-bit PCM WAV of at most :data:`MAX_SOUND_S` seconds."""
+    if not os.path.isabs(path):
+        return f"'{path}' must be an absolute path to a WAV file (or default, or off)"
+    if not is_file(Path(path)):
+        return f"{path} does not exist; give a WAV file, or default, or off"
+    try:
+        with wave.open(path, "rb") as wav:
+            if wav.getsampwidth() != 2 or wav.getcomptype() != "NONE":
+                return (f"{path} is not 16-bit PCM; convert it, e.g. sox in.wav -b 16 "
+                        f"{Path(path).name}")
+            seconds = wav.getnframes() / wav.getframerate()
+    except (OSError, EOFError, wave.Error) as exc:
+        return f"{path} is not a readable WAV file ({exc}); give a 16-bit PCM WAV"
+    if seconds > MAX_SOUND_S:
+        return f"{path} lasts {seconds:.1f} s; a sound may last at most {MAX_SOUND_S:g} s"
+    return None
+
+
+MAX_SOUND_S = 10.0
+_SOUND = ("default (the bundled sound), off, or the absolute path of a 16-bit PCM WAV "
+          "(mono or stereo, any rate, at most 10 s).")
+
+
+@dataclass(frozen=True)
+class SoundSettings:
+    """The earcons (:mod:`edgevoice.sounds`)."""
+
+    listening: str = key("Played when a session starts listening (a toggle press, the wake "
+                         "word, unmute, back online): " + _SOUND, "default", SoundFile())
+    ended: str = key("Played when a session ends by the button or a timeout: " + _SOUND,
+                     "default", SoundFile())
+    error: str = key("Played when the agent cannot be reached (offline; once per outage): "
+                     + _SOUND, "default", SoundFile())
+    thinking: str = key("Looped quietly while a [tools] program runs or the agent is slow "
+                        "to answer: " + _SOUND, "default", SoundFile())
+    thinking_after_s: float = key("The agent silent this long after the user's turn was "
+                                  "transcribed: the thinking sound starts (0: only while a "
+                                  "tool runs).", 2.0, Float(0.0, 60.0))
+    level_db: float = key("The sounds' level relative to their WAV, before [audio] volume.",
+                          0.0, Float(-40.0, 12.0))
+    duck_db: float = key("The agent's voice is this much quieter while a sound plays.",
+                         12.0, Float(0.0, 60.0))
+
+    def check(self) -> list[Problem]:
+        problems = []
+        for name in ("listening", "ended", "error", "thinking"):
+            value = getattr(self, name)
+            if value not in ("default", "off"):
+                problem = sound_file_problem(value)
+                if problem:
+                    problems.append(Problem("sounds", name, problem))
         return problems
 
 
@@ -194,6 +275,15 @@ class GpioSettings:
     ptt_long_press_s: float = key("push-to-talk: the same gesture needs a longer hold, so "
                                   "that a long question does not restart the session.",
                                   10.0, Float(1.0, 120.0))
+    multi_press_s: float = key("Presses this close together make one gesture (two: volume "
+                               "up, three: down, four: privacy mute); one-press actions "
+                               "wait this long after the release (push-to-talk's do not).",
+                               0.4, Float(0.15, 1.5))
+    volume_step: int = key("How much one volume gesture changes the volume (0-100 scale).",
+                           10, Integer(1, 50))
+    mute_pin: int = key("BCM pin of a latching privacy-mute switch between the pin and ground "
+                        "(closed: muted; while it is, nothing else can unmute; -1: none).",
+                        -1, Integer(-1, 63))
     led: str = key("LED kind: pwm (one LED that can dim), onoff, rgb (three pins), none.",
                    "pwm", Choice("pwm", "onoff", "rgb", "none"))
     led_pin: int = key("LED's BCM pin number (pwm/onoff; -1: none).", 18, Integer(-1, 63))
@@ -211,12 +301,13 @@ class GpioSettings:
         if self.led == "rgb" and min(rgb) < 0:
             problems.append(Problem("gpio", "red_pin", "led = rgb needs red_pin, green_pin "
                                     "and blue_pin"))
-        pins = [p for p in (self.button_pin, self.led_pin if self.led in ("pwm", "onoff") else -1,
+        pins = [p for p in (self.button_pin, self.mute_pin,
+                            self.led_pin if self.led in ("pwm", "onoff") else -1,
                             *(rgb if self.led == "rgb" else ()))
                 if p >= 0]
         if len(pins) != len(set(pins)):
-            problems.append(Problem("gpio", "button_pin", f"pins are used twice ({pins}); "
-                                    "give the button and the LED their own pins"))
+            problems.append(Problem("gpio", "button_pin", f"pins are used twice ({pins}); give "
+                                    "the button, the mute switch and the LED their own pins"))
         return problems
 
 
@@ -273,6 +364,117 @@ class MetricsSettings:
         return []
 
 
+class WakeModels(List):
+    """Wake word models, comma-separated: bundled names or paths of microWakeWord ``.json``
+    files (their existence is checked with the section)."""
+
+    def parse(self, raw: str) -> tuple[str, ...]:
+        from edgevoice.audio.wakeword import WakeWordUnavailable, builtin_models
+        names = super().parse(raw)
+        if not names:
+            raise Invalid("no model given; e.g. okay_nabu")
+        try:
+            known = builtin_models()  # the engine is imported when first needed
+        except WakeWordUnavailable as exc:
+            raise Invalid(f"{exc}; reinstall edgevoice (it depends on it)") from None
+        for name in names:
+            if name not in known and not name.endswith(".json"):
+                raise Invalid(f"'{name}' is not a bundled model ({', '.join(known)}) nor the "
+                              "path of a microWakeWord .json" + did_you_mean(name, list(known)))
+        if len(set(names)) != len(names):
+            raise Invalid(f"'{raw}' names a model twice; list each once")
+        return names
+
+
+class AgentMap(ValueType):
+    """``model: provider`` pairs, comma-separated (``okay_nabu: xuna, alexa: gemini``)."""
+
+    EXAMPLE = "e.g. okay_nabu: xuna, alexa: gemini"
+
+    def parse(self, raw: str) -> tuple[tuple[str, str], ...]:
+        pairs: list[tuple[str, str]] = []
+        for item in (part.strip() for part in raw.split(",")):
+            if not item:
+                continue
+            model, sep, provider = (part.strip() for part in item.rpartition(":"))
+            if not sep or not model or not provider:
+                raise Invalid(f"'{item[:60]}' is not 'model: provider'; {self.EXAMPLE}")
+            if provider not in dialects():
+                raise Invalid(f"'{provider}' in '{item[:60]}' is not a provider; one of: "
+                              f"{', '.join(dialects())}" + did_you_mean(provider, list(dialects())))
+            if model in (m for m, _ in pairs):
+                raise Invalid(f"'{model}' is given two agents; keep one")
+            pairs.append((model, provider))
+        return tuple(pairs)
+
+    def render(self, value) -> str:
+        return ", ".join(f"{model}: {provider}" for model, provider in value)
+
+
+@dataclass(frozen=True)
+class WakeWordSettings:
+    """``[agent] mode = wake-word`` (:mod:`edgevoice.wake`)."""
+
+    models: tuple = key("Wake words listened for, comma-separated: okay_nabu, hey_jarvis, "
+                        "hey_mycroft, alexa (bundled), or the path of a microWakeWord model's "
+                        ".json (its .tflite beside it).", ("okay_nabu",), WakeModels())
+    agents: tuple = key("A different agent per wake word: 'model: provider' pairs, e.g. "
+                        "okay_nabu: xuna, alexa: gemini (each provider's own section holds its "
+                        "settings); a model not listed talks to [agent] provider.", (),
+                        AgentMap())
+    follow_up_s: float = key("After each answer the user may speak again without the wake "
+                             "word this long; silence ends the session (0: end after the "
+                             "answer).", 5.0, Float(0.0, 120.0))
+    quiet_s: float = key("A session in which nobody speaks for this long ends (after the "
+                         "wake word, or while waiting for an answer).", 15.0,
+                         Float(2.0, 3600.0))
+    cutoff: float = key("Detection threshold 0 to 1 for every model; higher: fewer false "
+                        "wakes, more misses (0: each model's own).", 0.0, Float(0.0, 0.99))
+    refractory_s: float = key("After a detection, ignore the wake words this long.", 2.0,
+                              Float(0.1, 30.0))
+
+    def agent_for(self, model: str, default: str) -> str:
+        """The provider (dialect) a session woken by ``model`` talks to."""
+        return dict(self.agents).get(model, default)
+
+    def check(self) -> list[Problem]:
+        problems = []
+        for model in self.models:
+            if model.endswith(".json") and not is_file(Path(model)):
+                problems.append(Problem("wake_word", "models", f"{model} does not exist; give "
+                                        "the path of a microWakeWord model's .json or a "
+                                        "bundled name such as okay_nabu"))
+        for model, _ in self.agents:
+            if model not in self.models:
+                problems.append(Problem("wake_word", "agents", f"'{model}' is not in models "
+                                        f"({', '.join(self.models)}); add it there or remove "
+                                        "its agent"))
+        return problems
+
+
+def wake_word_problems(cfg: Any) -> list[Problem]:
+    """The rules of wake-word mode: [wake_word] itself, the sections of the providers its
+    wake words choose, and one microphone rate for all of them (the sound device is
+    opened once, at the rate of [agent] provider)."""
+    if cfg.agent.mode != "wake-word":
+        return []
+    settings = cfg.section("wake_word")
+    problems = settings.check()
+    main = cfg.agent.provider
+    rate = dialects()[main].provider.mic_rate
+    for model, name in settings.agents:
+        if name == main:
+            continue
+        problems += cfg.section(name).check()
+        other = dialects()[name].provider.mic_rate
+        if other != rate:
+            problems.append(Problem("wake_word", "agents", f"{model}: {name} takes the "
+                                    f"microphone at {other} Hz, [agent] provider {main} at "
+                                    f"{rate} Hz; the device records at one rate: choose "
+                                    "providers of the same rate"))
+    return problems
+
+
 @dataclass(frozen=True)
 class LogSettings:
     level: str = key("Log level.", "info", Choice("debug", "info", "warning", "error"))
@@ -281,9 +483,11 @@ class LogSettings:
 #: The sections every configuration has, after [agent] and the dialects' sections.
 CORE_SECTIONS: dict[str, type] = {
     "audio": AudioSettings,
+    "sounds": SoundSettings,
     "barge_in": BargeInSettings,
     "gpio": GpioSettings,
     "session": SessionSettings,
+    "wake_word": WakeWordSettings,
     "metrics": MetricsSettings,
     "log": LogSettings,
 }

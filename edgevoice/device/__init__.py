@@ -7,8 +7,11 @@ pin or a missing ``NOTIFY_SOCKET`` costs one log line, never the daemon.
   (:data:`~edgevoice.device.led.PATTERNS`).
 - :mod:`edgevoice.device.button`: :class:`ButtonInput` turns a gpiozero ``Button`` into
   press / release / long-press calls on a :class:`ButtonHandler`; :class:`ModeController`
-  (one) turns those into commands on the daemon (:class:`DaemonControl`) for the
-  ``always-on``, ``push-to-talk`` and ``toggle`` modes.
+  (one) turns those, and gestures of several presses (volume, privacy mute), into
+  commands on the daemon (:class:`DaemonControl`) for the ``always-on``, ``push-to-talk``,
+  ``toggle`` and ``wake-word`` modes.
+- :mod:`edgevoice.device.mute`: the privacy mute's latching switch (:class:`MuteSwitch`)
+  and the ``edgevoice mute`` command's side of it.
 - :mod:`edgevoice.device.notify`: :class:`SystemdNotifier` (``READY=1``, ``STATUS=``,
   ``RELOADING=1``, ``STOPPING=1``, ``WATCHDOG=1``), :class:`WatchdogPinger` and
   :class:`ThreadHealth`.

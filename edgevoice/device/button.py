@@ -1,13 +1,15 @@
-"""The push button: presses, releases and long presses, and what they mean in each mode.
+"""The push button: presses, releases, long presses and multi-press gestures, and what they
+mean in each mode.
 
 Two parts that meet through three methods (:class:`ButtonHandler`):
 
 - :class:`ButtonInput` wraps a gpiozero ``Button`` and calls its controller's
   ``pressed``, ``released`` and ``long_pressed`` (held for ``long_press_s``). They run on
   gpiozero's threads, so they must return quickly.
-- :class:`ModeController` is pure logic: it turns those events into commands on the
-  daemon (:class:`DaemonControl`; the daemon queues each for its session thread)
-  according to ``[agent] mode``.
+- :class:`ModeController` turns those events into commands on the daemon
+  (:class:`DaemonControl`; the daemon queues each for its session thread) according to
+  ``[agent] mode``, counting presses that follow each other within ``multi_press_s``
+  (0.4 s) into one gesture.
 
 ::
 
@@ -17,16 +19,29 @@ Two parts that meet through three methods (:class:`ButtonHandler`):
 What each mode does:
 
 ============== ======================================= ==========================================
-mode           short press                             held
+mode           one short press                         held
 ============== ======================================= ==========================================
-always-on      mute / unmute the mic (on release)      (session runs all the time)
-push-to-talk   mic open while the button is down;      mic closes on release
-               pressing while the agent speaks
-               interrupts it at once
-toggle         start a session / end it (on release)   (an idle timeout ends it too)
-every mode     long press (``long_press_s``, default 3 s): end the session, start a fresh one;
+always-on      privacy mute on / off                   (session runs all the time)
+push-to-talk   mic open while the button is down (at   mic closes on release
+               once, no wait); pressing while the
+               agent speaks interrupts it at once
+toggle         start a session / end it                (an idle timeout ends it too)
+wake-word      waiting: wake up as the wake word does;
+               agent speaking: interrupt it;
+               otherwise: end the session
+every mode     two presses: volume up (``volume_step``, 10); three presses: volume down;
+               four presses: privacy mute on / off;
+               long press (``long_press_s``, default 3 s): end the session, start a fresh one;
                the release that ends a long press does nothing else
 ============== ======================================= ==========================================
+
+A gesture is over when ``multi_press_s`` passes after a release without a new press: the
+one-press actions of always-on, toggle and wake-word wait that long after the release
+(the price of telling one press from two). A press held longer than
+:data:`GESTURE_PRESS_MAX_S` is no click of a gesture. Push-to-talk's press opens the
+microphone at once and its release closes it at once, so the presses of a volume gesture
+open it for a moment each (and interrupt the agent if it speaks: turn it up between
+answers); a push-to-talk question (held over 1 s) never counts as a press of a gesture.
 """
 
 from __future__ import annotations
@@ -41,9 +56,13 @@ from edgevoice.device.gpio import open_gpio_device, pin_name, pin_or_none
 
 log = logging.getLogger(__name__)
 
-MODES = ("always-on", "push-to-talk", "toggle")
+MODES = ("always-on", "push-to-talk", "toggle", "wake-word")
 DEFAULT_LONG_PRESS_S = 3.0
 DEFAULT_BOUNCE_S = 0.03
+DEFAULT_MULTI_PRESS_S = 0.4
+DEFAULT_VOLUME_STEP = 10
+MUTE_PRESSES = 4  #: presses that toggle the privacy mute in every mode
+GESTURE_PRESS_MAX_S = 1.0  #: a press held longer is no click of a gesture (push-to-talk: speech)
 
 
 @runtime_checkable
@@ -51,8 +70,8 @@ class DaemonControl(Protocol):
     """What the button may ask of the daemon. Every method is called from gpiozero's
     threads and must return at once (set a flag, put a command on a queue)."""
 
-    def set_muted(self, muted: bool) -> None:
-        """always-on: muted means silent frames go out; the session stays alive."""
+    def toggle_mute(self, source: str = "button") -> None:
+        """Privacy mute on / off: the capture stream closes, the session ends."""
 
     def set_mic_open(self, open: bool) -> None:
         """push-to-talk: mic audio flows only while open (silent frames otherwise)."""
@@ -69,6 +88,12 @@ class DaemonControl(Protocol):
 
     def restart_session(self) -> None:
         """End the current session (if any) and start a fresh one."""
+
+    def wake(self, model: str = "button") -> None:
+        """wake-word mode: what the wake word does (open a session)."""
+
+    def change_volume(self, level: int | None = None, step: int = 0) -> None:
+        """Set the volume to ``level`` (0-100) or move it by ``step``."""
 
     def agent_speaking(self) -> bool: ...
 
@@ -89,6 +114,9 @@ def initial_state(mode: str) -> InitialState:
     """What the daemon should do at start in ``mode`` (the daemon is built with it)."""
     if mode == "toggle":
         return InitialState(start_session=False, mic_open=True, muted=False, led="idle")
+    if mode == "wake-word":
+        return InitialState(start_session=False, mic_open=True, muted=False,
+                            led="waiting for wake word")
     if mode == "push-to-talk":
         return InitialState(start_session=True, mic_open=False, muted=False, led="connecting")
     return InitialState(start_session=True, mic_open=True, muted=False, led="connecting")
@@ -109,9 +137,10 @@ class ModeController:
     """Button events → :class:`DaemonControl` calls, for one ``[agent] mode``.
 
     Call :meth:`pressed`, :meth:`released` and :meth:`long_pressed` from the button (they
-    are what :class:`ButtonInput` calls when given ``controller=``). Short presses in
-    ``always-on`` and ``toggle`` act on release, once it is known they were not long;
-    ``push-to-talk`` acts on the press itself. The methods never raise.
+    are what :class:`ButtonInput` calls when given ``controller=``). Presses within
+    ``multi_press_s`` of the previous release make one gesture, acted on when the window
+    closes (on a timer thread; :meth:`settle` ends it at once); ``push-to-talk`` also acts
+    on each press and release themselves. The methods never raise.
 
     ``idle_timeout_s`` (toggle only): :meth:`check_idle` ends a session in which nothing
     happened (:meth:`note_activity`) for that long.
@@ -120,6 +149,8 @@ class ModeController:
     def __init__(self, mode: str, control: DaemonControl,
                  long_press_s: float = DEFAULT_LONG_PRESS_S, *,
                  idle_timeout_s: float | None = None,
+                 multi_press_s: float = DEFAULT_MULTI_PRESS_S,
+                 volume_step: int = DEFAULT_VOLUME_STEP,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -127,25 +158,23 @@ class ModeController:
         self.control = control
         self.long_press_s = float(long_press_s)
         self.idle_timeout_s = idle_timeout_s
+        self.multi_press_s = float(multi_press_s)
+        self.volume_step = int(volume_step)
         self._clock = clock
         self._lock = threading.RLock()
         self._down = False
         self._long = False
-        start = self.initial_state()
-        self._muted = start.muted
-        self._mic_open = start.mic_open
+        self._presses = 0          # short presses in the gesture going on
+        self._pressed_at = 0.0
+        self._gesture = 0          # numbers the gestures: a late timer finds it moved on
+        self._timer: threading.Timer | None = None
+        self._mic_open = self.initial_state().mic_open
         self._last_activity = clock()
 
     # -- state ----------------------------------------------------------------------------
     def initial_state(self) -> InitialState:
         """What the daemon should do at start in this mode."""
         return initial_state(self.mode)
-
-    @property
-    def muted(self) -> bool:
-        """always-on: whether the mic is muted (a long press keeps it so: a muted device
-        never starts listening without an explicit unmute)."""
-        return self._muted
 
     @property
     def mic_open(self) -> bool:
@@ -163,6 +192,9 @@ class ModeController:
                 return
             self._down = True
             self._long = False
+            self._cancel_timer()  # within the window: the gesture goes on
+            self._presses += 1
+            self._pressed_at = self._clock()
             if self.mode == "push-to-talk":
                 self._call("push-to-talk press", self._talk)
 
@@ -177,24 +209,44 @@ class ModeController:
             if self.mode == "push-to-talk":
                 self._mic_open = False
                 self._call("push-to-talk release", self.control.set_mic_open, False)
-            elif self.mode == "always-on":
-                self._muted = not self._muted
-                log.info("microphone %s (button)", "muted" if self._muted else "unmuted")
-                self._call("mute", self.control.set_muted, self._muted)
-            else:
-                self._call("toggle", self._toggle)
+            if self._clock() - self._pressed_at > GESTURE_PRESS_MAX_S:
+                # held a while: push-to-talk heard a question; elsewhere one slow press
+                self._presses = 0 if self.mode == "push-to-talk" else 1
+                if not self._presses:
+                    return
+            self._gesture += 1
+            timer = threading.Timer(self.multi_press_s, self._window_closed,
+                                    args=(self._gesture,))
+            timer.name, timer.daemon = "edgevoice-gesture", True
+            self._timer = timer
+            timer.start()
 
     def long_pressed(self) -> None:
         with self._lock:
             if not self._down or self._long:  # arrived after the release: too late
                 return
             self._long = True
+            self._presses = 0  # a long press ends whatever gesture it was part of
             log.info("long press: starting a fresh session")
             if self.mode == "push-to-talk" and self._mic_open:
                 self._mic_open = False
                 self._call("push-to-talk long press", self.control.set_mic_open, False)
             self._last_activity = self._clock()
             self._call("restart", self.control.restart_session)
+
+    def settle(self) -> None:
+        """End the gesture going on now, as if its window had closed (tests; shutdown
+        cancels it instead: :meth:`close`)."""
+        with self._lock:
+            self._cancel_timer()
+            if not self._down:
+                self._act(self._take_presses())
+
+    def close(self) -> None:
+        """Forget a gesture still waiting for its window (safe to call twice)."""
+        with self._lock:
+            self._cancel_timer()
+            self._presses = 0
 
     # -- toggle mode's idle timeout -------------------------------------------------------
     def note_activity(self) -> None:
@@ -224,6 +276,40 @@ class ModeController:
             return True
 
     # -- internals ------------------------------------------------------------------------
+    def _window_closed(self, gesture: int) -> None:
+        with self._lock:
+            if gesture != self._gesture or self._down:  # a press came in the meantime
+                return
+            self._timer = None
+            self._act(self._take_presses())
+
+    def _take_presses(self) -> int:
+        presses, self._presses = self._presses, 0
+        return presses
+
+    def _cancel_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _act(self, presses: int) -> None:
+        """What a finished gesture of ``presses`` short presses asks for."""
+        if presses <= 0:
+            return
+        if presses >= MUTE_PRESSES or (presses == 1 and self.mode == "always-on"):
+            log.info("button: privacy mute on/off (%d press%s)", presses,
+                     "es" if presses > 1 else "")
+            self._call("mute", self.control.toggle_mute, "button")
+        elif presses in (2, 3):
+            step = self.volume_step if presses == 2 else -self.volume_step
+            log.info("button: volume %+d", step)
+            self._call("volume", self.control.change_volume, None, step)
+        elif self.mode == "toggle":
+            self._call("toggle", self._toggle)
+        elif self.mode == "wake-word":
+            self._call("wake-word press", self._wake_word_press)
+        # push-to-talk: the press and the release did it all
+
     def _talk(self) -> None:
         if self.control.agent_speaking():
             self.control.interrupt()
@@ -239,6 +325,18 @@ class ModeController:
         else:
             log.info("button: starting a session")
             self.control.start_session()
+
+    def _wake_word_press(self) -> None:
+        if self.control.agent_speaking():
+            log.info("button: interrupting the agent")
+            self.control.interrupt()
+            self.control.user_activity()
+        elif self.control.session_active():
+            log.info("button: ending the session")
+            self.control.end_session()
+        else:
+            log.info("button: waking up, as the wake word does")
+            self.control.wake("button")
 
     @staticmethod
     def _call(what: str, fn: Callable[..., Any], *args: Any) -> None:
@@ -315,7 +413,10 @@ class ButtonInput:
             return False
 
     def close(self) -> None:
-        """Release the pin (safe to call twice)."""
+        """Release the pin and drop a gesture still waiting (safe to call twice)."""
+        close = getattr(self.controller, "close", None)
+        if close is not None:
+            close()
         button, self._button = self._button, None
         if button is not None:
             try:

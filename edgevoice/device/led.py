@@ -27,7 +27,8 @@ from edgevoice.device.gpio import open_gpio_device, pin_name, pin_or_none
 log = logging.getLogger(__name__)
 
 LED_KINDS = ("pwm", "onoff", "rgb", "none")
-LED_STATES = ("idle", "connecting", "listening", "speaking", "muted", "offline")
+LED_STATES = ("idle", "connecting", "waiting for wake word", "listening", "speaking",
+              "follow-up", "muted", "offline")
 
 #: Each state's pattern in words, per kind of LED (``meaning`` says when it shows).
 #: :data:`_PROGRAMS` below holds the same patterns as numbers; the tests check they agree.
@@ -45,6 +46,13 @@ PATTERNS: dict[str, dict[str, str]] = {
         "onoff": "slow blink: 0.5 s on, 0.5 s off",
         "rgb": "blue, slow breathing (1 s up, 1 s down)",
     },
+    "waiting for wake word": {
+        "meaning": "wake-word mode: only the on-device detector hears the microphone; "
+                   "nothing leaves the device until the wake word",
+        "pwm": "very slow breathing: up over 2 s, down over 2 s",
+        "onoff": "a 0.1 s blip every 1 s",
+        "rgb": "white, very slow breathing (2 s up, 2 s down)",
+    },
     "listening": {
         "meaning": "connected; the microphone goes to the agent",
         "pwm": "steady on, full brightness",
@@ -57,12 +65,20 @@ PATTERNS: dict[str, dict[str, str]] = {
         "onoff": "flickering on: 0.45 s on, 0.15 s off",
         "rgb": "cyan, fast pulse (0.25 s up, 0.25 s down)",
     },
+    "follow-up": {
+        "meaning": "wake-word mode: the answer ended; the session stays open a few seconds "
+                   "for a question more (no wake word needed)",
+        "pwm": "on, with a short dip: 0.9 s on, 0.1 s off",
+        "onoff": "on, with a short dip: 0.9 s on, 0.1 s off",
+        "rgb": "green, with a short dip (0.9 s on, 0.1 s off)",
+    },
     "muted": {
-        "meaning": "connected, microphone muted: the agent hears nothing (short press again "
-                   "to unmute)",
+        "meaning": "privacy mute: the microphone is closed, no session, nothing is sent or "
+                   "listened for (shown whatever else is going on; no other state looks "
+                   "like it)",
         "pwm": "off, with a 0.15 s flash every 2 s",
         "onoff": "mostly off: 0.5 s on, 1.5 s off",
-        "rgb": "amber, steady",
+        "rgb": "red, steady",
     },
     "offline": {
         "meaning": "error or offline (no network, agent unreachable, key rejected, sound "
@@ -90,14 +106,16 @@ class _Program:
 
 
 _WHITE, _BLUE, _GREEN = (1.0, 1.0, 1.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0)
-_CYAN, _AMBER, _RED = (0.0, 1.0, 1.0), (1.0, 0.5, 0.0), (1.0, 0.0, 0.0)
+_CYAN, _RED = (0.0, 1.0, 1.0), (1.0, 0.0, 0.0)
 
 _PROGRAMS: dict[str, dict[str, _Program]] = {
     "pwm": {
         "idle": _Program(level=0.08),
         "connecting": _Program(pulse=(1.0, 1.0)),
+        "waiting for wake word": _Program(pulse=(2.0, 2.0)),
         "listening": _Program(level=1.0),
         "speaking": _Program(pulse=(0.25, 0.25)),
+        "follow-up": _Program(blink=(0.9, 0.1)),
         "muted": _Program(blink=(0.15, 1.85)),
         "offline": _Program(blink=(0.1, 0.1)),
         "off": _Program(level=0.0),
@@ -105,8 +123,10 @@ _PROGRAMS: dict[str, dict[str, _Program]] = {
     "onoff": {
         "idle": _Program(blink=(0.1, 2.9)),
         "connecting": _Program(blink=(0.5, 0.5)),
+        "waiting for wake word": _Program(blink=(0.1, 0.9)),
         "listening": _Program(level=1.0),
         "speaking": _Program(blink=(0.45, 0.15)),
+        "follow-up": _Program(blink=(0.9, 0.1)),
         "muted": _Program(blink=(0.5, 1.5)),
         "offline": _Program(blink=(0.1, 0.1)),
         "off": _Program(level=0.0),
@@ -114,9 +134,11 @@ _PROGRAMS: dict[str, dict[str, _Program]] = {
     "rgb": {
         "idle": _Program(level=0.08, color=_WHITE),
         "connecting": _Program(pulse=(1.0, 1.0), color=_BLUE),
+        "waiting for wake word": _Program(pulse=(2.0, 2.0), color=_WHITE),
         "listening": _Program(color=_GREEN),
         "speaking": _Program(pulse=(0.25, 0.25), color=_CYAN),
-        "muted": _Program(color=_AMBER),
+        "follow-up": _Program(blink=(0.9, 0.1), color=_GREEN),
+        "muted": _Program(color=_RED),
         "offline": _Program(blink=(0.1, 0.1), color=_RED),
         "off": _Program(level=0.0, color=(0.0, 0.0, 0.0)),
     },
@@ -128,24 +150,28 @@ def led_state_for(daemon_state: str, *, muted: bool = False, mic_open: bool = Tr
     """The LED state for a daemon state (an :class:`edgevoice.lifecycle.DaemonState`, or
     its string) and the button's doing.
 
-    Trouble and connecting show first; then no session (``idle``); then muted (it must be
-    visible whatever the agent does); then speaking; a push-to-talk mic that is closed shows
-    ``idle`` and turns to ``listening`` while the button is held.
+    The privacy mute shows first, whatever else goes on (an LED that says "listening"
+    while the microphone is closed, or the reverse, would lie); then trouble and
+    connecting; then waiting for the wake word; then no session (``idle``); then speaking
+    and the follow-up window; a push-to-talk mic that is closed shows ``idle`` and turns to
+    ``listening`` while the button is held.
 
-    >>> led_state_for("listening", muted=True)
+    >>> led_state_for("offline", muted=True)
     'muted'
     >>> led_state_for("listening", mic_open=False)
     'idle'
     """
     state = _ALIASES.get(daemon_state, daemon_state)
-    if state in ("offline", "connecting", "off"):
+    if state == "off":
+        return state
+    if muted or state == "muted":
+        return "muted"
+    if state in ("offline", "connecting", "waiting for wake word"):
         return state
     if not session_active or state == "idle":
         return "idle"
-    if muted:
-        return "muted"
-    if state == "speaking":
-        return "speaking"
+    if state in ("speaking", "follow-up"):
+        return state
     return "listening" if mic_open else "idle"
 
 

@@ -67,7 +67,7 @@ class ReloadResults:
                         "time out)", self.path, exc)
 
 
-def _read(path: Path) -> dict | None:
+def read_answer(path: Path) -> dict | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -75,7 +75,7 @@ def _read(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
@@ -91,6 +91,37 @@ def _alive(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
+def signal_and_wait(pid: int, signum: int, path: Path, timeout: float, command: str,
+                    err) -> dict | int:
+    """Send ``signum`` to the daemon ``pid`` and wait up to ``timeout`` s for an answer in
+    ``path`` stamped (``request``) at or after the signal: the answer, or the exit status
+    after saying on ``err`` why none came (no such process, it died, too slow)."""
+    asked = time.monotonic()
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        print(f"edgevoice {command}: no process {pid}: is edgevoice running?", file=err)
+        return EX_FAILED
+    except PermissionError:
+        print(f"edgevoice {command}: not allowed to signal process {pid}", file=err)
+        return EX_FAILED
+    deadline = asked + timeout
+    while True:
+        answer = read_answer(path)
+        if answer and answer.get("pid") == pid and \
+                isinstance(answer.get("request"), (int, float)) and answer["request"] >= asked:
+            return answer
+        if not process_alive(pid):
+            print(f"edgevoice {command}: the daemon (pid {pid}) exited before it answered; "
+                  "see journalctl -u edgevoice", file=err)
+            return EX_FAILED
+        if time.monotonic() >= deadline:
+            print(f"edgevoice {command}: no answer from the daemon within {timeout:g} s; see "
+                  "journalctl -u edgevoice", file=err)
+            return EX_FAILED
+        time.sleep(POLL_S)
+
+
 def request_reload(pid: int, directory: Path | None, timeout: float, out=None,
                    err=None) -> int:
     """Send SIGHUP to the daemon ``pid`` and wait up to ``timeout`` s for its answer in
@@ -101,31 +132,10 @@ def request_reload(pid: int, directory: Path | None, timeout: float, out=None,
         print("edgevoice reload: no runtime directory: run it from the unit (ExecReload=, "
               "which sets $RUNTIME_DIRECTORY) or give --runtime-dir", file=err)
         return EX_USAGE
-    path = directory / RESULT_FILE
-    asked = time.monotonic()
-    try:
-        os.kill(pid, signal.SIGHUP)
-    except ProcessLookupError:
-        print(f"edgevoice reload: no process {pid}: is edgevoice running?", file=err)
-        return EX_FAILED
-    except PermissionError:
-        print(f"edgevoice reload: not allowed to signal process {pid}", file=err)
-        return EX_FAILED
-    deadline = asked + timeout
-    while True:
-        answer = _read(path)
-        if answer and answer.get("pid") == pid and \
-                isinstance(answer.get("request"), (int, float)) and answer["request"] >= asked:
-            break
-        if not _alive(pid):
-            print(f"edgevoice reload: the daemon (pid {pid}) exited before it answered; see "
-                  "journalctl -u edgevoice", file=err)
-            return EX_FAILED
-        if time.monotonic() >= deadline:
-            print(f"edgevoice reload: no answer from the daemon within {timeout:g} s; see "
-                  "journalctl -u edgevoice", file=err)
-            return EX_FAILED
-        time.sleep(POLL_S)
+    answer = signal_and_wait(pid, signal.SIGHUP, directory / RESULT_FILE, timeout, "reload",
+                             err)
+    if isinstance(answer, int):
+        return answer
     detail = str(answer.get("detail", ""))
     if answer.get("result") == APPLIED:
         print(f"edgevoice: configuration reloaded: {detail}", file=out)

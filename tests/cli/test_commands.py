@@ -151,7 +151,7 @@ def test_napster_create_and_update_agent(localagent, tmp_path):
 
 def test_every_command_has_help_and_a_bad_option_is_refused():
     for command in ("run", "check-config", "config", "devices", "demo", "localagent", "napster",
-                    "reload"):
+                    "reload", "mute"):
         result = edgevoice(command, "--help")
         assert result.returncode == 0 and f"usage: edgevoice {command}" in result.stdout
     bad = edgevoice("localagent", "--dialect", "nosuch")

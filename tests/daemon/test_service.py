@@ -74,6 +74,7 @@ def _service(tmp_path, agent, extra=None, input_wav=None, pin_factory=None):
     sections = agent.config_values()
     sections["audio"] = {"backend": "file", "input_file": str(input_wav or QUESTION_WAV),
                          "output_file": str(tmp_path / "out.wav")}
+    sections["agent"]["state_dir"] = str(tmp_path / "state")  # the mute is kept there
     for section, keys in (extra or {}).items():
         sections.setdefault(section, {}).update(keys)
     path = tmp_path / "edgevoice.conf"
@@ -174,12 +175,18 @@ def test_the_service_follows_the_daemons_states_on_the_led_and_in_status(
         wait_until(lambda: service.led.state == "listening", 2, "the LED to show listening")
         assert service.daemon.state in (DaemonState.LISTENING, DaemonState.SPEAKING)
         t = time.monotonic()
-        factory.pin(17).drive_low()   # a short press in always-on mode: mute
+        factory.pin(17).drive_low()   # a short press in always-on mode: privacy mute
         factory.pin(17).drive_high()
-        notify.wait_for("STATUS=connected to xuna agent", after=t)
+        notify.wait_for("STATUS=privacy mute: microphone closed", after=t)
         wait_until(lambda: service.led.state == "muted", 2, "the LED to show muted")
-        assert any(line.endswith(", muted") for line in notify.lines("STATUS=", after=t))
-        assert service.daemon.mic_enabled is False
+        assert service.daemon.state is DaemonState.MUTED
+        assert service.daemon.mic_enabled is False and service.daemon.session is None
+
+        t = time.monotonic()
+        factory.pin(17).drive_low()   # the same press again: unmuted, always-on reconnects
+        factory.pin(17).drive_high()
+        notify.wait_for("STATUS=connected to xuna agent, listening", after=t)
+        wait_until(lambda: service.led.state == "listening", 2, "the LED to show listening")
 
         agent.stop()  # the agent goes away: offline, retrying
         notify.wait_for("STATUS=offline, retry in", timeout=15)

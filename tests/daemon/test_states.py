@@ -104,6 +104,8 @@ def test_commands_from_other_threads_are_applied_in_order_by_the_session_thread(
     controls.wait_for(3)
     assert [name for name, _ in controls.applied] == ["edgevoice-session"] * 3
     assert [enabled for _, enabled in controls.applied] == [False, False, False]
+    # the privacy mute ended the session; the unmute started a new one, mic still closed
+    log.wait_for(S.LISTENING, S.MUTED, S.CONNECTING, S.LISTENING)
     assert daemon.session is not None and daemon.session.mic_open is False
 
     # toggle mode's press: the session ends (idle) and starts again on the next press

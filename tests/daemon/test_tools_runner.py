@@ -316,3 +316,24 @@ def test_an_unexpected_failure_is_still_answered(tmp_path, caplog):
         runner.submit("t", Weird(a=1), replies)
         [(output, is_error, _)] = replies.wait_for(1)
     assert (output, is_error) == ("t failed (RuntimeError)", True)
+
+
+def test_the_running_count_is_reported_in_order_as_tools_start_and_end(tmp_path):
+    counts: list[int] = []
+    done = threading.Event()
+
+    def on_running(n: int) -> None:
+        counts.append(n)
+        if len(counts) == 6:
+            done.set()
+
+    runner = ToolRunner({"slow": program(tmp_path, "slow", "cat >/dev/null\nsleep 0.3\necho ok\n"),
+                         "fast": program(tmp_path, "fast", "echo ok\n")}, 5.0,
+                        on_running=on_running)
+    replies = Replies()
+    for name in ("slow", "fast", "nope"):
+        runner.submit(name, {}, replies)
+    replies.wait_for(3)
+    assert done.wait(5), counts
+    assert counts[-1] == 0 and max(counts) <= 3
+    assert all(abs(a - b) == 1 for a, b in zip([0] + counts, counts))  # one step at a time

@@ -105,6 +105,7 @@ def test_from_settings():
     button = ButtonInput.from_settings(gpio, controller=controller, pin_factory=factory)
     assert button.available and button.long_press_s == 2.0
     factory.pin(17).drive_low(); factory.pin(17).drive_high()
+    daemon.wait_for("start_session")   # once the gesture's window closed
     assert daemon.take() == [("start_session",)]
     led.close(); button.close()
 

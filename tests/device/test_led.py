@@ -57,7 +57,8 @@ def _check_blink(pin, on: float, off: float) -> None:
 
 def _check_pulse(pin, fade_in: float, fade_out: float) -> None:
     # states[0] is whatever the pin showed before; the pulse's peaks come after it
-    wait_for_pin(lambda: sum(s.state == 1 for s in pin.states[1:]) >= 2)
+    wait_for_pin(lambda: sum(s.state == 1 for s in pin.states[1:]) >= 2,
+                 2 * (fade_in + fade_out) + 5.0)
     states = list(pin.states)
     peaks = [i for i, s in enumerate(states) if s.state == 1 and i > 0]
     period = sum(s.timestamp for s in states[peaks[0] + 1: peaks[1] + 1])
@@ -109,7 +110,7 @@ def test_rgb_led_colours_and_patterns():
     led.show("listening")
     assert rgb() == (0, 1, 0)                       # green
     led.show("muted")
-    assert rgb() == (1, 0.5, 0)                     # amber
+    assert rgb() == (1, 0, 0)                       # red, steady: the privacy mute
     led.show("idle")
     assert rgb() == pytest.approx((0.08, 0.08, 0.08))   # dim white
 
@@ -131,6 +132,17 @@ def test_rgb_led_colours_and_patterns():
     led.show("connecting")                           # blue, slow breathing
     wait_for_pin(lambda: any(0 < s.state < 1 for s in blue.states))
     assert red.state == 0 and green.state == 0
+
+    for pin in (red, green, blue):
+        pin.clear_states()
+    led.show("follow-up")                            # green, a short dip every second
+    _check_blink(green, 0.9, 0.1)
+    assert red.state == 0 and blue.state == 0
+
+    for pin in (red, green, blue):
+        pin.clear_states()
+    led.show("waiting for wake word")                # white, very slow breathing
+    wait_for_pin(lambda: all(any(0 < s.state < 1 for s in p.states) for p in (red, green, blue)))
     led.close()
 
 
@@ -168,13 +180,36 @@ def test_daemon_states_are_accepted_and_unknown_ones_rejected():
 
 def test_led_state_for_the_daemon_and_the_button():
     assert led_state_for("starting") == "connecting"
-    assert led_state_for("offline", muted=True) == "offline"
+    assert led_state_for("waiting for wake word", session_active=False) == \
+        "waiting for wake word"
+    assert led_state_for("follow-up") == "follow-up"
+    assert led_state_for("muted") == "muted"
     assert led_state_for("listening") == "listening"
     assert led_state_for("speaking") == "speaking"
     assert led_state_for("speaking", muted=True) == "muted"
     assert led_state_for("listening", mic_open=False) == "idle"
     assert led_state_for("listening", session_active=False) == "idle"
     assert led_state_for("stopped") == "off"
+
+
+@pytest.mark.parametrize("state", ["starting", "waiting for device", "idle",
+                                   "waiting for wake word", "connecting", "listening",
+                                   "speaking", "follow-up", "offline"])
+def test_the_privacy_mute_shows_whatever_else_goes_on(state):
+    """The LED cannot lie about the microphone: muted wins over every daemon state."""
+    assert led_state_for(state, muted=True) == "muted"
+    assert led_state_for(state, muted=True, session_active=False, mic_open=False) == "muted"
+    assert led_state_for(state) != "muted"
+
+
+@pytest.mark.parametrize("kind", ["pwm", "onoff", "rgb"])
+def test_no_other_state_looks_like_the_privacy_mute(kind):
+    muted = _PROGRAMS[kind]["muted"]
+    others = [s for s in _PROGRAMS[kind] if s != "muted"]
+    assert all(_PROGRAMS[kind][s] != muted for s in others)
+    if kind == "rgb":  # not even the same colour with another rhythm, steady or blinking
+        assert all(_PROGRAMS[kind][s].color != muted.color or _PROGRAMS[kind][s].blink
+                   for s in others)
 
 
 def test_patterns_document_every_state_and_kind():
@@ -216,3 +251,9 @@ def test_pattern_words_match_the_programs(kind):
                 assert f"{p.level * 100:g} %" in words or "dim" in words, (state, words)
         if kind == "rgb":
             assert colours[p.color] in words, (state, words)
+
+
+def test_the_readme_shows_the_led_table():
+    from tests.support import ROOT
+
+    assert patterns_markdown() in (ROOT / "README.md").read_text()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import pathlib
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -143,6 +145,15 @@ def question_then_barge_in(tmp_path, gap_s: float) -> str:
     path = tmp_path / "barge_in.wav"
     write_wav(path, np.concatenate([q, gap, q]), rate)
     return str(path)
+
+
+def start_run(conf, **environ: str) -> "tuple[subprocess.Popen, LineReader]":
+    """``edgevoice run --config conf`` as a child process with ``environ`` added to its
+    environment, and a reader of its log (stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "edgevoice", "run", "--config", str(conf)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            cwd=ROOT, env=dict(os.environ, **environ))
+    return proc, LineReader(proc.stderr)
 
 
 class LineReader:

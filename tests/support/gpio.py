@@ -27,8 +27,15 @@ class FakeDaemon:
             self.calls.append(call)
             self.cond.notify_all()
 
-    def set_muted(self, muted: bool) -> None:
-        self._record("set_muted", muted)
+    def toggle_mute(self, source: str = "button") -> None:
+        self._record("toggle_mute", source)
+
+    def wake(self, model: str = "button") -> None:
+        self.active = True
+        self._record("wake", model)
+
+    def change_volume(self, level: int | None = None, step: int = 0) -> None:
+        self._record("change_volume", level, step)
 
     def set_mic_open(self, open: bool) -> None:
         self._record("set_mic_open", open)
@@ -91,15 +98,36 @@ class WatchedPWMPin(_Watched, MockPWMPin):
     pass
 
 
+class SwitchPin(WatchedPWMPin):
+    """A pin with a latching switch to ground: while it is closed (:meth:`close_switch`)
+    the internal pull-up cannot raise the pin, before the switch's device is built or
+    after."""
+
+    closed = False
+
+    def drive_high(self):
+        if not self.closed:
+            super().drive_high()
+
+    def close_switch(self) -> None:
+        self.closed = True
+        self.drive_low()
+
+    def open_switch(self) -> None:
+        self.closed = False
+        self.drive_high()
+
+
 def wait_for_pin(predicate, timeout: float = WAIT) -> None:
     with _pin_changed:
         assert _pin_changed.wait_for(predicate, timeout), "the pin never got there"
 
 
 def make_button(mode: str, daemon: FakeDaemon, long_press_s: float = 0.25,
-                active_high: bool = False):
+                active_high: bool = False, multi_press_s: float = 0.4):
     factory = MockFactory(pin_class=WatchedPin)
-    controller = ModeController(mode, daemon, long_press_s=long_press_s)
+    controller = ModeController(mode, daemon, long_press_s=long_press_s,
+                                multi_press_s=multi_press_s)
     button = ButtonInput(17, active_high=active_high, long_press_s=long_press_s, bounce_s=None,
                          controller=controller, pin_factory=factory)
     assert button.available
