@@ -53,6 +53,13 @@ Seams
   factory in tests) and systemd (sd_notify, watchdog, reload answer). The service
   (:mod:`edgevoice.service`) joins them to the daemon as a state listener and a
   :class:`~lifecycle.DaemonObserver`; the daemon knows none of them.
+- **Commands** (:mod:`edgevoice.commands`): what any thread may ask of the daemon (the
+  button, the mute switch, signals, the service), each an order on the session thread's
+  inbox. Hands-free and audible parts sit beside the daemon, not in it:
+  :mod:`edgevoice.wake` (wake-word mode: the detector, the held question, the follow-up
+  window), :mod:`edgevoice.mute` (the privacy mute, kept in the state directory),
+  :mod:`edgevoice.volume` and :mod:`edgevoice.sounds` (observers that set the player's
+  :mod:`~edgevoice.audio.mixer`).
 - **Session host** (:class:`lifecycle.SessionHost`): all a :class:`~session.Session` may
   ask of the daemon (deliver an event, report a state, beat, activity).
 """

@@ -26,10 +26,11 @@ import threading
 import time
 from typing import Callable
 
-from edgevoice.audio.alsa_backend import DeviceError, open_alsa_backend, reset_pyaudio
+from edgevoice.audio.alsa_backend import DeviceError, reset_pyaudio
+from edgevoice.audio.devices import open_engine
 from edgevoice.audio.engine import AudioEngine
-from edgevoice.audio.file_backend import AudioFileError, open_file_backend
-from edgevoice.audio.room_backend import open_room_backend
+from edgevoice.audio.file_backend import AudioFileError
+from edgevoice.commands import DaemonCommands
 from edgevoice.config import EX_CONFIG, Config, state_dir
 from edgevoice.flow import Stats
 from edgevoice.history import History
@@ -45,12 +46,11 @@ from edgevoice.session import Session, SessionOptions
 from edgevoice.sounds import Earcons
 from edgevoice.threads import start_thread
 from edgevoice.tools import ToolRunner
-from edgevoice.wake import BUTTON, WakeWord
+from edgevoice.wake import WakeWord
 from edgevoice.volume import VolumeControl
 
 log = logging.getLogger(__name__)
 
-HEALTHY_SESSION_S = 10.0   # streaming this long resets the reconnect backoff
 DEVICE_RETRY_S = 5.0
 TICK_S = 0.1               # the session thread's longest wait on its inbox
 
@@ -63,7 +63,7 @@ Listener = Callable[[DaemonState, str], None]
 Reloader = Callable[[Config], "tuple[Reload, Config | None]"]
 
 
-class Daemon:
+class Daemon(DaemonCommands):
     """The sound devices, the sessions, and the commands that steer them (the button's
     :class:`~edgevoice.device.button.DaemonControl`)."""
 
@@ -124,66 +124,6 @@ class Daemon:
                 getattr(observer, name)(*args)
             except Exception:
                 log.exception("daemon observer failed (%s)", name)
-
-    # -- commands (any thread) ------------------------------------------------------------
-    def stop(self) -> None:
-        self.halt.set()
-        self.inbox.order(Command.STOP)  # wakes the session thread at once
-
-    @property
-    def stopping(self) -> bool:
-        return self.halt.is_set()
-
-    def request_reload(self) -> None:
-        """Re-read the config (SIGHUP)."""
-        self.inbox.order(Command.RELOAD)
-
-    def set_muted(self, muted: bool, source: str = "api") -> None:
-        """Privacy mute on (True) or off: closes / reopens the capture stream
-        (:mod:`edgevoice.mute`)."""
-        if muted:
-            self._close_mic_now()
-        self.inbox.order(Command.MUTE, MuteRequest(bool(muted), source))
-
-    def toggle_mute(self, source: str = "button") -> None:
-        if not self._mute.muted:  # the toggle will mute
-            self._close_mic_now()
-        self.inbox.order(Command.MUTE, MuteRequest(None, source))
-
-    def _close_mic_now(self) -> None:
-        """A mute closes the microphone at once, even while the session thread is busy
-        (a connect in progress); the order on the inbox does the rest."""
-        engine = self.engine
-        if engine is not None:
-            engine.set_listening(False)
-
-    def set_mic_open(self, open: bool) -> None:
-        self.inbox.order(Command.MIC, bool(open))
-
-    def interrupt(self) -> None:
-        self.inbox.order(Command.INTERRUPT)
-
-    def user_activity(self) -> None:
-        self.inbox.order(Command.USER_ACTIVITY)
-
-    def wake(self, model: str = BUTTON) -> None:
-        """Wake-word mode: open a session as the wake word ``model`` does (the button)."""
-        self.inbox.order(Command.WAKE, model)
-
-    def start_session(self) -> None:
-        self.inbox.order(Command.START_SESSION)
-
-    def end_session(self) -> None:
-        self.inbox.order(Command.END_SESSION)
-
-    def restart_session(self) -> None:
-        self.inbox.order(Command.RESTART_SESSION)
-
-    def change_volume(self, level: int | None = None, step: int = 0) -> None:
-        """Set the output volume to ``level`` (0-100; None: the current one), then move it
-        by ``step``; clamped to 0-100, applied at the player's next block, remembered in the
-        state directory (see :mod:`edgevoice.volume`)."""
-        self.inbox.order(Command.VOLUME, (level, step))
 
     # -- what the button may read (any thread) ----------------------------------------------
     def agent_speaking(self) -> bool:
@@ -272,20 +212,9 @@ class Daemon:
         warned = False
         while not self.halt.is_set():
             self._audio_restart = False  # reopening is what this does (a reload may ask again)
-            a = self.config.audio
             wire_rate = make_provider(self.config).mic_rate
             try:
-                if a.backend == "file":
-                    capture, playback = open_file_backend(a.input_file, a.output_file,
-                                                          a.output_rate, a.file_speed)
-                elif a.backend == "room":
-                    capture, playback = open_room_backend(a, wire_rate)
-                else:
-                    capture, playback = open_alsa_backend(a.input_device, a.output_device,
-                                                          a.input_rate, a.output_rate, wire_rate,
-                                                          listen=not self._mute.muted)
-                return AudioEngine(capture, playback, wire_rate, a.playback_buffer_s,
-                                   a.echo_cancel, a.echo_cancel_tail_ms)
+                return open_engine(self.config.audio, wire_rate, listen=not self._mute.muted)
             except DeviceError as exc:
                 if not warned:
                     log.error("%s; retrying every %g s", exc, DEVICE_RETRY_S)
@@ -389,7 +318,7 @@ class Daemon:
         change, config = self._reloader(self.config)
         if config is not None:
             self.config = config
-            self._notify("reloaded", config)
+            self._notify("config_applied", config)
         if change is Reload.AUDIO:
             self._audio_restart = True
             return Outcome("restarting for the new [audio] settings", Retry.NOW)
@@ -498,19 +427,7 @@ class Daemon:
                 continue
             streamed = (time.monotonic() - session.streamed_since
                         if session.streamed_since is not None else 0.0)
-            if streamed >= HEALTHY_SESSION_S:
-                policy.reset()
-            delay = policy.next_delay(outcome)
-            lasted = time.monotonic() - started
-            if outcome.retry is Retry.AUTH:
-                log.error("%s; the key looks wrong, retrying in %.0f s", outcome.reason, delay,
-                          extra={"event": "auth_failed"})
-            elif outcome.retry is Retry.LONG:
-                log.error("%s; retrying in %.0f s", outcome.reason, delay,
-                          extra={"event": "session_failed"})
-            else:
-                log.warning("session ended after %.1f s: %s; reconnecting in %.1f s", lasted,
-                            outcome.reason, delay, extra={"event": "session_ended"})
+            delay = policy.after_failure(outcome, streamed, time.monotonic() - started)
             self._notify("session_ended", outcome, delay)
             self.state_changed(DaemonState.OFFLINE, f"offline, retry in {delay:.0f} s")
             self._wait(delay)

@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # types only: this module imports nothing of the daemon's
 
 log = logging.getLogger(__name__)
 
+HEALTHY_SESSION_S = 10.0   # streaming this long resets the reconnect backoff
+
 
 class DaemonState(StrEnum):
     STARTING = "starting"
@@ -100,6 +102,24 @@ class ReconnectPolicy:
         self._expo = backoff.expo(base=2, factor=1, max_value=self.max_delay)
         self._expo.send(None)
 
+    def after_failure(self, outcome: Outcome, streamed_s: float, lasted_s: float) -> float:
+        """The wait before the next attempt after a session that ended badly, logged with
+        its reason: it streamed ``streamed_s`` (long enough resets the backoff) and lasted
+        ``lasted_s`` in all."""
+        if streamed_s >= HEALTHY_SESSION_S:
+            self.reset()
+        delay = self.next_delay(outcome)
+        if outcome.retry is Retry.AUTH:
+            log.error("%s; the key looks wrong, retrying in %.0f s", outcome.reason, delay,
+                      extra={"event": "auth_failed"})
+        elif outcome.retry is Retry.LONG:
+            log.error("%s; retrying in %.0f s", outcome.reason, delay,
+                      extra={"event": "session_failed"})
+        else:
+            log.warning("session ended after %.1f s: %s; reconnecting in %.1f s", lasted_s,
+                        outcome.reason, delay, extra={"event": "session_ended"})
+        return delay
+
     def next_delay(self, outcome: Outcome) -> float:
         if outcome.retry in (Retry.AUTH, Retry.LONG):  # a wrong key, an empty account
             return self.auth_delay * self._rng.uniform(0.9, 1.1)
@@ -143,7 +163,7 @@ class DaemonObserver:
     def tools_running(self, count: int) -> None:
         """``count`` [tools] programs are running now (one started or ended)."""
 
-    def reloaded(self, config: Any) -> None:
+    def config_applied(self, config: Any) -> None:
         """A reloaded configuration was applied (SIGHUP)."""
 
 

@@ -112,7 +112,7 @@ class Earcons(DaemonObserver):
         else:
             engine.mixer.set_duck_db(self.settings.duck_db)
 
-    def reloaded(self, config) -> None:
+    def config_applied(self, config) -> None:
         if config.sounds != self.settings:
             self.settings = config.sounds
             if self._rate:

@@ -69,7 +69,7 @@ class VolumeControl(DaemonObserver):
         self._open_hardware()
         self._apply()
 
-    def reloaded(self, config: Config) -> None:
+    def config_applied(self, config: Config) -> None:
         """A reloaded configuration: a new ``[audio] volume`` or mixer is applied now."""
         self._path = state_dir(config) / STATE_FILE
         self._audio = config.audio

@@ -151,7 +151,7 @@ def _room_ir(path, rt60: float = 0.3) -> str:
 
 def test_sounds_over_the_agents_voice_never_barge_in(make_agent, run_daemon, tmp_path):
     """Room backend, the echo at the level the speaker plays, barge-in on: the listening
-    sound at the start and three unmute sounds over a long reply go through the speaker,
+    sound at the start and three more over a long reply go through the speaker,
     the canceller and the echo gate like the agent's voice; the reply plays out whole."""
     q, _ = question()
     (first, last), = audible_spans(q, RATE)[:1]
@@ -175,8 +175,7 @@ def test_sounds_over_the_agents_voice_never_barge_in(make_agent, run_daemon, tmp
         wait_until(lambda: buffer.played_of(buffer.current_response) >= at * 2 * rate, 15,
                    f"{at} s of the reply")
         blocks = daemon.engine.mixer.earcon_blocks
-        daemon.set_muted(True)
-        daemon.set_muted(False)
+        daemon.sounds.play("listening")  # (an unmute ends the session since the privacy mute)
         wait_until(lambda: daemon.engine.mixer.earcon_blocks > blocks + 10, 5, "a sound")
         over_voice.append(daemon.state)
     agent.wait_for("reply_end", timeout=20)

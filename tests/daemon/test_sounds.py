@@ -149,7 +149,7 @@ def test_thinking_while_a_tool_runs_and_only_while_the_agent_is_silent():
 def test_a_reload_replaces_or_silences_the_sounds():
     rig = Rig()
     config = parse(XUNA + "[sounds]\nlistening = off\nlevel_db = -12\n")
-    rig.earcons.reloaded(config)
+    rig.earcons.config_applied(config)
     assert rig.states(S.CONNECTING, S.LISTENING) == []
     assert np.abs(rig.earcons._sounds["ended"]).max() < 32768 * 10 ** (-23 / 20)
-    rig.earcons.reloaded(dataclasses.replace(config))  # unchanged: nothing reloaded
+    rig.earcons.config_applied(dataclasses.replace(config))  # unchanged: nothing reloaded

@@ -58,11 +58,10 @@ def _sound_gains(output, name: str) -> list[float]:
     return [round(gain_db(g), 2) for _, g in occurrences(speaker, template(name, rate), rate)]
 
 
-def _unmute_sound(handle) -> None:
+def _listening_sound(handle) -> None:
     mixer = handle.daemon.engine.mixer
     blocks = mixer.earcon_blocks
-    handle.daemon.set_muted(True)
-    handle.daemon.set_muted(False)
+    handle.daemon.sounds.play("listening")
     wait_until(lambda: mixer.earcon_blocks > blocks and earcon_done(handle), 5, "the sound")
 
 
@@ -77,13 +76,13 @@ def test_change_volume_applies_at_once_and_the_level_survives_a_restart(make_age
                "the session and its sound")
     daemon.change_volume(50)
     wait_until(lambda: daemon.volume.level == 50, 5, "volume 50")
-    _unmute_sound(first)
+    _listening_sound(first)
     daemon.change_volume(step=+10)
     daemon.change_volume(step=+500)  # clamped
     daemon.change_volume(level=60)
     wait_until(lambda: len([r for r in caplog.records
                             if getattr(r, "event", "") == "volume"]) == 4, 5, "four changes")
-    _unmute_sound(first)
+    _listening_sound(first)
     first.stop()
     levels = [r.getMessage() for r in caplog.records if getattr(r, "event", "") == "volume"]
     assert [m.split()[1] for m in levels] == ["50", "60", "100", "60"]
@@ -128,7 +127,7 @@ def test_a_reload_with_a_new_volume_applies_it_without_reopening_anything(make_a
         path.write_text(ini(sections))
         daemon.request_reload()  # what SIGHUP does
         wait_until(lambda: daemon.volume.level == 25, 5, "the reloaded volume")
-        _unmute_sound(handle)
+        _listening_sound(handle)
         assert daemon.engine is engine and engine.mixer.gain == pytest.approx(10 ** (-30 / 20))
         assert agent.count("ws_open") == 1 and daemon.stats.sessions_started == 1
         # a runtime change is remembered against the configured 25
