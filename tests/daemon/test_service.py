@@ -11,6 +11,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from edgevoice.config import parse
 from tests.support import QUESTION_WAV, ROOT, LineReader, ini, question, wait_until, write_wav
@@ -199,3 +200,78 @@ def test_the_service_follows_the_daemons_states_on_the_led_and_in_status(
     assert not thread.is_alive()
     notify.wait_for("STOPPING=1", after=t, timeout=2)
     assert service.led is None or service.led.state is None  # closed on the way out
+
+
+def _clicks(pin, n: int, hold_s: float = 0.06) -> None:
+    """``n`` quick presses of the button on ``pin``, each held ``hold_s`` (a finger's
+    press is ~0.1 s; the hold also keeps each edge clear of the button's debounce)."""
+    held = threading.Event()
+    for _ in range(n):
+        pin.drive_low()
+        held.wait(hold_s)
+        pin.drive_high()
+        held.wait(hold_s)
+
+
+def test_button_gestures_change_the_real_daemons_volume_and_it_is_kept(make_agent, tmp_path):
+    """Two presses turn the running daemon up one step, three turn it down: the player's
+    gain follows and volume.json in the state directory keeps the level."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from edgevoice.lifecycle import DaemonState
+    from edgevoice.statefile import read_json
+
+    factory = MockFactory(pin_class=MockPWMPin)
+    agent = make_agent("xuna")
+    service, thread = _service(tmp_path, agent, pin_factory=factory,
+                               extra={"gpio": {"enabled": "yes", "button_pin": "17",
+                                               "volume_step": "10"},
+                                      "audio": {"volume": "50"}})
+    daemon = service.daemon
+    try:
+        wait_until(lambda: daemon.state in (DaemonState.LISTENING, DaemonState.SPEAKING), 10,
+                   "the session")
+        assert daemon.volume.level == 50
+        _clicks(factory.pin(17), 2)
+        wait_until(lambda: daemon.volume.level == 60, 3, "two presses to turn it up")
+        assert daemon.engine.mixer.gain == pytest.approx(10 ** (-16 / 20))  # 4 dB a step of 10
+        _clicks(factory.pin(17), 3)
+        wait_until(lambda: daemon.volume.level == 50, 3, "three presses to turn it down")
+        _clicks(factory.pin(17), 3)
+        wait_until(lambda: daemon.volume.level == 40, 3, "three more to turn it down again")
+        assert daemon.engine.mixer.gain == pytest.approx(10 ** (-24 / 20))
+        kept = tmp_path / "state" / "volume.json"  # written just after the level is set
+        wait_until(lambda: (read_json(kept) or {}).get("level") == 40, 3, "the kept level")
+        assert daemon.muted is False and daemon.session is not None  # no press was a mute
+    finally:
+        service.stop()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_a_press_in_wake_word_mode_opens_a_session_on_the_real_daemon(make_agent, tmp_path):
+    """Wake-word mode with no phrase spoken: the button wakes the daemon like the phrase."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from edgevoice.lifecycle import DaemonState
+
+    factory = MockFactory(pin_class=MockPWMPin)
+    agent = make_agent("xuna")
+    silent = tmp_path / "silence.wav"
+    write_wav(silent, np.zeros(16000 * 30, dtype="<i2"), 16000)
+    service, thread = _service(tmp_path, agent, pin_factory=factory, input_wav=silent,
+                               extra={"gpio": {"enabled": "yes", "button_pin": "17"},
+                                      "agent": {"mode": "wake-word"}})
+    daemon = service.daemon
+    try:
+        wait_until(lambda: daemon.state is DaemonState.WAITING_FOR_WAKE, 10,
+                   "the wait for the wake word")
+        assert agent.count("ws_open") == 0
+        _clicks(factory.pin(17), 1)
+        wait_until(lambda: agent.count("ws_open") == 1, 10, "the press to open a session")
+        wait_until(lambda: daemon.state in (DaemonState.LISTENING, DaemonState.FOLLOW_UP), 10,
+                   "the session to listen")
+    finally:
+        service.stop()
+        thread.join(5)
+    assert not thread.is_alive()
