@@ -98,7 +98,8 @@ class WakeWord:
             engine.frame_sink = _discard
             self._backlog = collections.deque(maxlen=limit)
         settings = config.section("wake_word")
-        built_for = (settings.models, settings.cutoff, settings.refractory_s, engine.wire_rate)
+        built_for = (settings.engine, settings.models, settings.cutoff, settings.refractory_s,
+                     engine.wire_rate)
         if built_for != self._built_for:
             engine.frame_sink = _discard  # the capture thread lets go of the old detector
             self._build(settings, engine.wire_rate, built_for)
@@ -121,7 +122,7 @@ class WakeWord:
         self._vad_rate, self._decimate = ((rate, 1) if rate in (8000, 16000, 32000, 48000)
                                           else (8000, rate // 8000))
         try:
-            self.detector = WakeWordDetector(settings.models, rate,
+            self.detector = WakeWordDetector(settings.models, rate, engine=settings.engine,
                                              cutoff=settings.cutoff or None,
                                              refractory_s=settings.refractory_s)
         except WakeWordUnavailable as exc:

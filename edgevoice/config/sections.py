@@ -365,22 +365,14 @@ class MetricsSettings:
 
 
 class WakeModels(List):
-    """Wake word models, comma-separated: bundled names or paths of microWakeWord ``.json``
-    files (their existence is checked with the section)."""
+    """Wake word models, comma-separated: bundled names or paths of model files (a
+    microWakeWord ``.json``, an openWakeWord ``.tflite``). Which engine knows a name, and
+    whether a file exists, is checked with the section (:meth:`WakeWordSettings.check`)."""
 
     def parse(self, raw: str) -> tuple[str, ...]:
-        from edgevoice.audio.wakeword import WakeWordUnavailable, builtin_models
         names = super().parse(raw)
         if not names:
             raise Invalid("no model given; e.g. okay_nabu")
-        try:
-            known = builtin_models()  # the engine is imported when first needed
-        except WakeWordUnavailable as exc:
-            raise Invalid(f"{exc}; reinstall edgevoice (it depends on it)") from None
-        for name in names:
-            if name not in known and not name.endswith(".json"):
-                raise Invalid(f"'{name}' is not a bundled model ({', '.join(known)}) nor the "
-                              "path of a microWakeWord .json" + did_you_mean(name, list(known)))
         if len(set(names)) != len(names):
             raise Invalid(f"'{raw}' names a model twice; list each once")
         return names
@@ -416,8 +408,13 @@ class WakeWordSettings:
     """``[agent] mode = wake-word`` (:mod:`edgevoice.wake`)."""
 
     models: tuple = key("Wake words listened for, comma-separated: okay_nabu, hey_jarvis, "
-                        "hey_mycroft, alexa (bundled), or the path of a microWakeWord model's "
-                        ".json (its .tflite beside it).", ("okay_nabu",), WakeModels())
+                        "hey_mycroft, alexa (bundled), or the path of a model file: a "
+                        "microWakeWord .json (its .tflite beside it; engine micro) or an "
+                        "openWakeWord .tflite (engine open).", ("okay_nabu",), WakeModels())
+    engine: str = key("The detector: micro (microWakeWord, installed with edgevoice: the "
+                      "least CPU) or open (openWakeWord, pip install edgevoice[open]: also "
+                      "hey_rhasspy and openWakeWord .tflite models). See the README's Wake "
+                      "word engine.", "micro", Choice("micro", "open"))
     agents: tuple = key("A different agent per wake word: 'model: provider' pairs, e.g. "
                         "okay_nabu: xuna, alexa: gemini (each provider's own section holds its "
                         "settings); a model not listed talks to [agent] provider.", (),
@@ -438,17 +435,36 @@ class WakeWordSettings:
         return dict(self.agents).get(model, default)
 
     def check(self) -> list[Problem]:
-        problems = []
-        for model in self.models:
-            if model.endswith(".json") and not is_file(Path(model)):
-                problems.append(Problem("wake_word", "models", f"{model} does not exist; give "
-                                        "the path of a microWakeWord model's .json or a "
-                                        "bundled name such as okay_nabu"))
+        problems = self._model_problems()
         for model, _ in self.agents:
             if model not in self.models:
                 problems.append(Problem("wake_word", "agents", f"'{model}' is not in models "
                                         f"({', '.join(self.models)}); add it there or remove "
                                         "its agent"))
+        return problems
+
+
+    def _model_problems(self) -> list[Problem]:
+        """Each model against the engine: a name it bundles, or a file of its kind."""
+        from edgevoice.audio.wakeword import WakeWordUnavailable, builtin_models
+        suffix = ".json" if self.engine == "micro" else ".tflite"
+        try:
+            known = builtin_models(self.engine)  # the engine is imported when first needed
+        except WakeWordUnavailable as exc:
+            return [Problem("wake_word", "engine", f"{exc}; or set engine = micro")]
+        problems = []
+        for model in self.models:
+            if model in known:
+                continue
+            if not model.endswith(suffix):
+                problems.append(Problem(
+                    "wake_word", "models", f"'{model}' is not a bundled model of engine {self.engine} "
+                    f"({', '.join(known)}) nor the path of a {suffix} model file"
+                    + did_you_mean(model, list(known))))
+            elif not is_file(Path(model)):
+                problems.append(Problem("wake_word", "models", f"{model} does not exist; give "
+                                        f"the path of a {suffix} model file or a bundled name "
+                                        "such as okay_nabu"))
         return problems
 
 

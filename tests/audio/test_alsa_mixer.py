@@ -114,6 +114,6 @@ def test_the_mixer_applies_to_the_alsa_backend_only_and_a_change_reopens_nothing
                          f"output_file = {tmp_path}/o.wav\nvolume = 20\nmixer = Speaker\n")
     assert not needs_reopen(config.audio, other.audio)
     assert needs_reopen(config.audio, parse(XUNA + "[audio]\nvolume = 50\n").audio)
-    control.reloaded(other)
+    control.config_applied(other)
     assert engine.mixer.gain == pytest.approx(volume_gain(20))
     assert np.isclose(volume_gain(20), 10 ** (-32 / 20))

@@ -95,3 +95,26 @@ def test_other_modes_do_not_check_the_agents_of_wake_words():
 def test_mode_names_wake_word_among_its_choices():
     message = only_problem(XUNA + "[agent]\nmode = wake\n")
     assert "[agent] mode" in message and "wake-word" in message
+
+
+def test_the_engine_decides_which_names_and_model_files_are_models(tmp_path):
+    assert parse(wake(engine="micro")).section("wake_word").engine == "micro"
+    said = only_problem(wake(models="hey_rhasspy"))  # openWakeWord's, not microWakeWord's
+    assert "[wake_word] models" in said and "engine micro" in said and "okay_nabu" in said
+    model = tmp_path / "custom.tflite"
+    model.write_bytes(b"TFL3")
+    said = only_problem(wake(models=str(model)))  # micro loads a .json beside its .tflite
+    assert "[wake_word] models" in said and ".json" in said
+    said = only_problem(wake(engine="open", models=str(tmp_path / "missing.tflite")))
+    if "[wake_word] engine" in said:  # pyopen-wakeword is an extra: say how to get it
+        assert "pyopen-wakeword" in said and "engine = micro" in said
+    else:
+        assert "[wake_word] models" in said and "does not exist" in said
+    said = only_problem(wake(engine="tiny"))
+    assert "[wake_word] engine" in said and "micro" in said and "open" in said
+
+
+def test_engine_open_takes_its_own_bundled_names_when_installed():
+    pytest.importorskip("pyopen_wakeword")
+    cfg = parse(wake(engine="open", models="hey_rhasspy, okay_nabu"))
+    assert cfg.section("wake_word").models == ("hey_rhasspy", "okay_nabu")
