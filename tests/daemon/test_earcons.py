@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from edgevoice.audio.room_backend import side_paths
+from tests.support.bargein import room_ir
 from edgevoice.lifecycle import DaemonObserver, DaemonState
 from tests.support import audible_spans, drained, question, read_wav, wait_until, write_wav
 from tests.support.earcons import (SOUNDS, earcon_done, gain_db, occurrences, silence,
@@ -134,21 +135,6 @@ def test_thinking_ticks_while_a_slow_tool_runs_and_stops_for_the_answer(make_age
     assert tick_level < -30  # quiet: in the background
 
 
-def _room_ir(path, rt60: float = 0.3) -> str:
-    """Direct path 1 ms after the speaker and a decaying diffuse tail, unit energy: the
-    echo comes back at the level the speaker plays (as tests/daemon/test_room_e2e.py)."""
-    rng = np.random.default_rng(11)
-    n = int(rt60 * RATE)
-    t = np.arange(n) / RATE
-    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
-    tail[:int(0.004 * RATE)] = 0.0
-    tail *= np.sqrt(10 ** (-3 / 10) / np.sum(tail ** 2))
-    tail[int(0.001 * RATE)] = 1.0
-    h = tail / np.sqrt(np.sum(tail ** 2))
-    write_wav(path, np.round(h * 32767 / max(1.0, np.abs(h).max())), RATE)
-    return str(path)
-
-
 def test_sounds_over_the_agents_voice_never_barge_in(make_agent, run_daemon, tmp_path):
     """Room backend, the echo at the level the speaker plays, barge-in on: the listening
     sound at the start and three more over a long reply go through the speaker,
@@ -159,7 +145,7 @@ def test_sounds_over_the_agents_voice_never_barge_in(make_agent, run_daemon, tmp
     user = np.concatenate([q[:int(first * RATE)], speech, speech[:len(speech) // 2], speech,
                            np.zeros(12 * RATE, dtype="<i2")])  # one long question
     write_wav(tmp_path / "user.wav", user, RATE)
-    audio = {"backend": "room", "room_ir": _room_ir(tmp_path / "ir.wav"),
+    audio = {"backend": "room", "room_ir": room_ir(tmp_path / "ir.wav"),
              "room_echo_gain_db": "0", "room_noise_dbfs": "-70", "echo_cancel": "speex"}
     agent = make_agent("xuna")
     handle = run_daemon(agent, str(tmp_path / "user.wav"),

@@ -9,29 +9,15 @@ import numpy as np
 import pytest
 
 from edgevoice.audio.room_backend import side_paths
+from tests.support.bargein import room_ir
 from tests.support import audible_spans, drained, question, read_wav, wait_until, write_wav
 
 RATE = 16000
 
 
-def _room_ir(path, rt60: float = 0.3, seed: int = 11) -> str:
-    """Direct path 1 ms after the speaker (30 cm) and an exponentially decaying diffuse
-    tail 3 dB below it, unit energy: the echo arrives at the level the agent speaks at."""
-    rng = np.random.default_rng(seed)
-    n = int(rt60 * RATE)
-    t = np.arange(n) / RATE
-    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
-    tail[:int(0.004 * RATE)] = 0.0
-    tail *= np.sqrt(10 ** (-3 / 10) / np.sum(tail ** 2))
-    tail[int(0.001 * RATE)] = 1.0
-    h = tail / np.sqrt(np.sum(tail ** 2))
-    write_wav(path, np.round(h * 32767 / max(1.0, np.abs(h).max())), RATE)
-    return str(path)
-
-
 def _start(run_daemon, agent, tmp_path, user: np.ndarray):
     write_wav(tmp_path / "user.wav", user, RATE)
-    audio = {"backend": "room", "room_ir": _room_ir(tmp_path / "ir.wav"),
+    audio = {"backend": "room", "room_ir": room_ir(tmp_path / "ir.wav"),
              "room_echo_gain_db": "0", "room_noise_dbfs": "-70", "echo_cancel": "speex"}
     return run_daemon(agent, str(tmp_path / "user.wav"), extra={"audio": audio})
 

@@ -18,7 +18,7 @@ from edgevoice.providers import make_provider
 from edgevoice.providers.base import AgentAudio
 from edgevoice.flow import Stats
 from edgevoice.session import Session, SessionOptions
-from tests.support import audible_spans, question
+from tests.support import audible_spans, question, write_wav
 
 FRAME = 0.02
 
@@ -215,3 +215,19 @@ class Bench:
     def confirmed(self) -> None:
         self.detector.confirmed()
         self.playing = False
+
+
+def room_ir(path, rt60: float = 0.3, seed: int = 11, rate: int = 16000) -> str:
+    """A speaker-to-mic impulse response written to ``path`` (for the ``room`` backend):
+    the direct path 1 ms after the speaker (30 cm) and an exponentially decaying diffuse
+    tail 3 dB below it, unit energy: the echo arrives at the level the agent speaks at."""
+    rng = np.random.default_rng(seed)
+    n = int(rt60 * rate)
+    t = np.arange(n) / rate
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    tail[:int(0.004 * rate)] = 0.0
+    tail *= np.sqrt(10 ** (-3 / 10) / np.sum(tail ** 2))
+    tail[int(0.001 * rate)] = 1.0
+    h = tail / np.sqrt(np.sum(tail ** 2))
+    write_wav(path, np.round(h * 32767 / max(1.0, np.abs(h).max())), rate)
+    return str(path)
