@@ -328,16 +328,20 @@ class Daemon(DaemonCommands):
 
     def _wait(self, seconds: float | None) -> None:
         """No session: serve the inbox for ``seconds`` (None: until a command changes
-        something). A reload or a button press must not wait for a backoff."""
+        something, a reload included: the wait for the wake word listens for the new
+        [wake_word]). A reload or a button press must not wait for a backoff."""
         deadline = None if seconds is None else time.monotonic() + seconds
-        wanted = self._want_session, self._mute.muted
+        wanted = self._waiting_on(seconds)
         while not self.halt.is_set() and not self._audio_restart:
             timeout = TICK_S if deadline is None else min(TICK_S, deadline - time.monotonic())
             if timeout <= 0:
                 return
-            if self._step(None, timeout) is not None or \
-                    (self._want_session, self._mute.muted) != wanted:
+            if self._step(None, timeout) is not None or self._waiting_on(seconds) != wanted:
                 return
+
+    def _waiting_on(self, seconds: float | None) -> tuple:
+        return (self._want_session, self._mute.muted,
+                self.config if seconds is None else None)
 
     def converse(self, session: Session) -> Outcome:
         """Run one session to its end on this thread (the session thread)."""

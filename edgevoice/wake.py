@@ -233,7 +233,8 @@ class WakeWord:
         if self._holding:  # woken: the session is on its way
             self._hold(frame, t)
             return
-        heard = self.detector.process(frame)
+        detector = self.detector  # (a reload may be replacing it on the session thread)
+        heard = detector.process(frame) if detector is not None else None
         if heard is not None:
             self._heard_at = t
             self._tail = int(WAKE_TAIL_S / FRAME_S)

@@ -1,0 +1,60 @@
+"""Wake-word mode meeting the other parts of issue 14 in a running daemon (file audio, the
+local agent): a SIGHUP that changes [wake_word] while the daemon waits for the word."""
+
+from __future__ import annotations
+
+import threading
+
+from edgevoice.config import parse
+from edgevoice.lifecycle import DaemonState
+from edgevoice.service import Service
+from tests.daemon.test_states import StateLog
+from tests.support import ini, wait_until
+from tests.support.speech import espeak, silence, the_question, write_speech
+
+S = DaemonState
+SOUNDS_OFF = {name: "off" for name in ("listening", "ended", "error", "thinking")}
+
+
+def _service(agent, tmp_path, wav: str, wake_word: dict) -> tuple[Service, dict, object]:
+    sections = agent.config_values()
+    sections["agent"].update({"state_dir": str(tmp_path / "state"), "mode": "wake-word"})
+    sections["audio"] = {"backend": "file", "input_file": wav,
+                         "output_file": str(tmp_path / "out.wav")}
+    sections["sounds"] = dict(SOUNDS_OFF)
+    sections["wake_word"] = dict(wake_word)
+    path = tmp_path / "edgevoice.conf"
+    path.write_text(ini(sections))
+    return Service(str(path), parse(path.read_text(), str(path))), sections, path
+
+
+def test_a_reload_with_new_wake_words_is_heard_while_waiting(make_agent, tmp_path):
+    """Waiting for "okay nabu", a SIGHUP switches [wake_word] models to alexa (nothing that
+    needs a new session): the very next "alexa" opens a session, without a session by the
+    old word first, and the waiting status names the new word."""
+    wav = write_speech(tmp_path / "in.wav", silence(4.0), espeak("alexa"), silence(0.8),
+                       the_question(), silence(8.0))
+    agent = make_agent("xuna")
+    service, sections, path = _service(agent, tmp_path, wav,
+                                       {"models": "okay_nabu", "follow_up_s": "1"})
+    states = StateLog()
+    service.daemon.add_listener(states)
+    thread = threading.Thread(target=service.run, name="test-service")
+    thread.start()
+    try:
+        daemon = service.daemon
+        assert daemon.ready.wait(5)
+        states.wait_for(S.WAITING_FOR_WAKE)
+        sections["wake_word"]["models"] = "alexa"
+        path.write_text(ini(sections))
+        daemon.request_reload()  # what SIGHUP does
+        wait_until(lambda: service.metrics.counters.reloads["ok"] == 1, 5, "the reload")
+        assert daemon.engine.frames_captured < 3.5 * 50  # applied before "alexa" is said
+        states.wait_for(S.WAITING_FOR_WAKE, S.CONNECTING, S.LISTENING, timeout=15)
+        waits = [d for s, d, _ in states.calls if s is S.WAITING_FOR_WAKE]
+        assert 'say "alexa"' in waits[-1], waits
+        agent.wait_for("user_speech_end", timeout=15)
+    finally:
+        service.stop()
+        thread.join(5)
+    assert not thread.is_alive()
