@@ -237,6 +237,8 @@ class Daemon(DaemonCommands):
         if isinstance(item, Order):
             outcome = self._apply(item)
         elif isinstance(item, ToolsRunning):
+            if self.wake_word is not None:
+                self.wake_word.tools = item.count  # the session waits for their answers
             self._notify("tools_running", item.count)
         elif item is not None:
             source, event = item

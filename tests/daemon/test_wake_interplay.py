@@ -58,3 +58,36 @@ def test_a_reload_with_new_wake_words_is_heard_while_waiting(make_agent, tmp_pat
         service.stop()
         thread.join(5)
     assert not thread.is_alive()
+
+
+SLOW_TOOL = """#!/bin/sh
+cat >/dev/null
+sleep 4
+echo "21.5 degrees"
+"""
+
+
+def test_a_tool_that_outlasts_the_quiet_time_still_gets_its_answer_heard(make_agent,
+                                                                         run_daemon, tmp_path):
+    """Woken, the user asks; the agent calls a [tools] program that runs 4 s, longer than
+    quiet_s (2 s) while the thinking sound says "working on it": the session must wait
+    for the tool, hand its output to the agent and play the answer, then end as usual."""
+    tool = tmp_path / "get_temperature"
+    tool.write_text(SLOW_TOOL)
+    tool.chmod(0o755)
+    agent = make_agent("napster", function_call={"name": "get_temperature",
+                                                 "arguments": {"room": "kitchen"}},
+                       function_timeout_s=10.0)
+    wav = write_speech(tmp_path / "in.wav", silence(1.0), the_question(), silence(14.0))
+    states = StateLog()
+    handle = run_daemon(agent, wav, listeners=[states],
+                        extra={"agent": {"mode": "wake-word"},
+                               "wake_word": {"quiet_s": "2", "follow_up_s": "1"},
+                               "tools": {"get_temperature": str(tool)}})
+    states.wait_for(S.WAITING_FOR_WAKE)
+    handle.daemon.wake()  # the button, before the question
+    [output] = agent.wait_for("function_output", timeout=20)
+    assert output.data["output"] == "21.5 degrees"
+    agent.wait_for("reply_end", timeout=10)
+    states.wait_for(S.CONNECTING, S.LISTENING, S.SPEAKING, S.WAITING_FOR_WAKE, timeout=15)
+    assert agent.count("ws_open") == 1
