@@ -8,6 +8,7 @@ import threading
 from edgevoice.config import parse
 from edgevoice.lifecycle import DaemonState
 from edgevoice.service import Service
+from tests.daemon.test_earcons import SLOW_TOOL  # 3 s, then "21.5 degrees"
 from tests.daemon.test_states import StateLog
 from tests.support import ini, wait_until
 from tests.support.speech import espeak, silence, the_question, write_speech
@@ -60,16 +61,10 @@ def test_a_reload_with_new_wake_words_is_heard_while_waiting(make_agent, tmp_pat
     assert not thread.is_alive()
 
 
-SLOW_TOOL = """#!/bin/sh
-cat >/dev/null
-sleep 4
-echo "21.5 degrees"
-"""
-
 
 def test_a_tool_that_outlasts_the_quiet_time_still_gets_its_answer_heard(make_agent,
                                                                          run_daemon, tmp_path):
-    """Woken, the user asks; the agent calls a [tools] program that runs 4 s, longer than
+    """Woken, the user asks; the agent calls a [tools] program that runs 3 s, longer than
     quiet_s (2 s) while the thinking sound says "working on it": the session must wait
     for the tool, hand its output to the agent and play the answer, then end as usual."""
     tool = tmp_path / "get_temperature"
