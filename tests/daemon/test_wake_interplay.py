@@ -86,3 +86,27 @@ def test_a_tool_that_outlasts_the_quiet_time_still_gets_its_answer_heard(make_ag
     agent.wait_for("reply_end", timeout=10)
     states.wait_for(S.CONNECTING, S.LISTENING, S.SPEAKING, S.WAITING_FOR_WAKE, timeout=15)
     assert agent.count("ws_open") == 1
+
+
+def test_a_wake_after_a_failed_session_is_no_reconnect(make_agent, run_daemon, tmp_path):
+    """Wake-word mode does not retry a failed session: it waits for the word again, as
+    toggle mode waits for a press. The user's next wake is a new attempt, not one of the
+    reconnects the metrics count (connection attempts the daemon made after a failure)."""
+    from edgevoice.metrics import DaemonCounters
+
+    agent = make_agent("xuna", reject_auth=True)
+    states = StateLog()
+    handle = run_daemon(agent, write_speech(tmp_path / "quiet.wav", silence(10.0)),
+                        extra={"agent": {"mode": "wake-word"}}, listeners=[states])
+    daemon = handle.daemon
+    counters = DaemonCounters(daemon)
+    daemon.add_listener(counters.state_changed)
+    daemon.add_observer(counters)
+    states.wait_for(S.WAITING_FOR_WAKE)
+    daemon.wake()
+    states.wait_for(S.CONNECTING, S.OFFLINE, S.WAITING_FOR_WAKE)
+    daemon.wake()
+    states.wait_for(S.OFFLINE, S.WAITING_FOR_WAKE, S.CONNECTING, S.OFFLINE,
+                    S.WAITING_FOR_WAKE)
+    assert counters.failed["auth"] == 2
+    assert counters.reconnects == 0
