@@ -422,8 +422,9 @@ class Daemon(DaemonCommands):
                 set_context(session_id=None)
             if self.halt.is_set():
                 break
-            if wake is not None:  # back to the wake word (a restart: a session at once)
-                self._want_session = wake.ended(outcome)
+            if wake is not None:  # back to the wake word (a restart: a session at once,
+                # but not on reopened devices: that may take long, nobody said the word)
+                self._want_session = wake.ended(outcome) and not self._audio_restart
                 self._notify("session_ended", outcome, None)
                 continue
             if outcome.retry in (Retry.NOW, Retry.IDLE):

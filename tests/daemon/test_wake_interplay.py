@@ -110,3 +110,39 @@ def test_a_wake_after_a_failed_session_is_no_reconnect(make_agent, run_daemon, t
                     S.WAITING_FOR_WAKE)
     assert counters.failed["auth"] == 2
     assert counters.reconnects == 0
+
+
+def test_after_the_microphone_fails_in_a_session_it_waits_for_the_word_again(
+        make_agent, run_daemon, tmp_path):
+    """A wake session runs; the microphone fails (pulled out) and the sound devices are
+    reopened, which may take any time (a missing device is retried every 5 s). Nobody
+    has said the wake word since: the daemon waits for it again instead of opening a
+    session by itself and streaming the room."""
+    agent = make_agent("xuna")
+    states = StateLog()
+    handle = run_daemon(agent, write_speech(tmp_path / "quiet.wav", silence(20.0)),
+                        extra={"agent": {"mode": "wake-word"},
+                               "wake_word": {"quiet_s": "60"}}, listeners=[states])
+    daemon = handle.daemon
+    states.wait_for(S.WAITING_FOR_WAKE)
+    daemon.wake()
+    agent.wait_for("audio_first", timeout=10)
+    old = daemon.engine
+    clock = old.capture._clock
+
+    class Unplugged:  # every read now fails, as when a USB microphone is pulled out
+        def wait_until_sample(self, n):
+            raise OSError(19, "No such device")
+
+        def __getattr__(self, name):
+            return getattr(clock, name)
+
+    old.capture._clock = Unplugged()
+    wait_until(lambda: daemon.engine is not old and daemon.engine is not None, 10,
+               "the sound devices to be reopened")
+    agent.wait_for("ws_closed", timeout=10)
+    states.wait_for(S.LISTENING, S.WAITING_FOR_WAKE, timeout=10)
+    new = daemon.engine
+    wait_until(lambda: new.frames_captured > 50, 10, "a second of the new microphone")
+    assert agent.count("ws_open") == 1 and daemon.stats.sessions_started == 1
+    assert daemon.state is S.WAITING_FOR_WAKE
