@@ -10,7 +10,7 @@ from edgevoice.lifecycle import DaemonState
 from edgevoice.service import Service
 from tests.daemon.test_earcons import SLOW_TOOL  # 3 s, then "21.5 degrees"
 from tests.daemon.test_states import StateLog
-from tests.support import ini, wait_until
+from tests.support import ini, unplug_microphone, wait_until
 from tests.support.speech import espeak, silence, the_question, write_speech
 
 S = DaemonState
@@ -128,16 +128,7 @@ def test_after_the_microphone_fails_in_a_session_it_waits_for_the_word_again(
     daemon.wake()
     agent.wait_for("audio_first", timeout=10)
     old = daemon.engine
-    clock = old.capture._clock
-
-    class Unplugged:  # every read now fails, as when a USB microphone is pulled out
-        def wait_until_sample(self, n):
-            raise OSError(19, "No such device")
-
-        def __getattr__(self, name):
-            return getattr(clock, name)
-
-    old.capture._clock = Unplugged()
+    unplug_microphone(old)
     wait_until(lambda: daemon.engine is not old and daemon.engine is not None, 10,
                "the sound devices to be reopened")
     agent.wait_for("ws_closed", timeout=10)
