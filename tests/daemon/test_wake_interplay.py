@@ -137,3 +137,31 @@ def test_after_the_microphone_fails_in_a_session_it_waits_for_the_word_again(
     wait_until(lambda: new.frames_captured > 50, 10, "a second of the new microphone")
     assert agent.count("ws_open") == 1 and daemon.stats.sessions_started == 1
     assert daemon.state is S.WAITING_FOR_WAKE
+
+
+def test_the_follow_up_window_waits_for_a_tool_after_a_spoken_preamble():
+    """The agent says "let me look that up" (speaking), then a tool runs longer than the
+    follow-up window: the window counts from the tool's end, not from the preamble."""
+    from types import SimpleNamespace
+
+    from edgevoice.wake import WakeWord
+    from tests.daemon.test_wake_gate import Host
+
+    host = Host(16000, follow_up_s=1.0, quiet_s=5.0)
+    wake = WakeWord(host)
+    wake.listen(host.engine)
+    wake.woken("button")
+    session = SimpleNamespace(streamed_since=100.0)
+    wake.sink(session)
+    wake.user_spoke_at = 101.0                      # the question
+    host.state = S.SPEAKING
+    assert wake.check(session, 102.0) is None       # the preamble
+    host.state = S.LISTENING
+    wake.tools = 1                                  # the tool starts
+    assert wake.check(session, 102.5) is None
+    assert wake.check(session, 106.0) is None       # 4 s: longer than the window
+    wake.tools = 0
+    assert wake.check(session, 106.1) is None
+    assert wake.check(session, 106.9) is None       # the window counts from here
+    outcome = wake.check(session, 107.2)
+    assert outcome is not None and "follow-up" in outcome.reason
