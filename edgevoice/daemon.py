@@ -237,6 +237,8 @@ class Daemon(DaemonCommands):
         if isinstance(item, Order):
             outcome = self._apply(item)
         elif isinstance(item, ToolsRunning):
+            if self.wake_word is not None:
+                self.wake_word.tools = item.count  # the session waits for their answers
             self._notify("tools_running", item.count)
         elif item is not None:
             source, event = item
@@ -328,16 +330,20 @@ class Daemon(DaemonCommands):
 
     def _wait(self, seconds: float | None) -> None:
         """No session: serve the inbox for ``seconds`` (None: until a command changes
-        something). A reload or a button press must not wait for a backoff."""
+        something, a reload included: the wait for the wake word listens for the new
+        [wake_word]). A reload or a button press must not wait for a backoff."""
         deadline = None if seconds is None else time.monotonic() + seconds
-        wanted = self._want_session, self._mute.muted
+        wanted = self._waiting_on(seconds)
         while not self.halt.is_set() and not self._audio_restart:
             timeout = TICK_S if deadline is None else min(TICK_S, deadline - time.monotonic())
             if timeout <= 0:
                 return
-            if self._step(None, timeout) is not None or \
-                    (self._want_session, self._mute.muted) != wanted:
+            if self._step(None, timeout) is not None or self._waiting_on(seconds) != wanted:
                 return
+
+    def _waiting_on(self, seconds: float | None) -> tuple:
+        return (self._want_session, self._mute.muted,
+                self.config if seconds is None else None)
 
     def converse(self, session: Session) -> Outcome:
         """Run one session to its end on this thread (the session thread)."""
@@ -416,8 +422,9 @@ class Daemon(DaemonCommands):
                 set_context(session_id=None)
             if self.halt.is_set():
                 break
-            if wake is not None:  # back to the wake word (a restart: a session at once)
-                self._want_session = wake.ended(outcome)
+            if wake is not None:  # back to the wake word (a restart: a session at once,
+                # but not on reopened devices: that may take long, nobody said the word)
+                self._want_session = wake.ended(outcome) and not self._audio_restart
                 self._notify("session_ended", outcome, None)
                 continue
             if outcome.retry in (Retry.NOW, Retry.IDLE):

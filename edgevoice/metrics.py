@@ -111,8 +111,8 @@ class DaemonCounters(DaemonObserver):
         if state is DaemonState.CONNECTING and self._retrying:
             self.reconnects += 1
             self._retrying = False
-        elif state is DaemonState.IDLE:
-            self._retrying = False
+        elif state is DaemonState.IDLE or state is DaemonState.WAITING_FOR_WAKE:
+            self._retrying = False  # no retry: the next attempt is the user's
 
     def session_ended(self, outcome: Outcome, delay: float | None) -> None:
         reason = failure_reason(outcome)

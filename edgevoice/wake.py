@@ -77,6 +77,8 @@ class WakeWord:
         self._session: Session | None = None
         self._agent_at = 0.0              # the last round the agent was speaking
         self._problem = ""                # why the last session failed, for the wait's detail
+        self.tools = 0                    # [tools] programs running (set by the daemon)
+        self._busy_at = 0.0               # the last round a tool was running
         # capture thread (set up by the session thread before it hands over a sink)
         self._backlog: collections.deque = collections.deque()
         self._fresh = False               # listen() asked for a clean start
@@ -157,7 +159,7 @@ class WakeWord:
     def sink(self, session: Session):
         """The capture thread's sink for ``session``: the backlog first, then live frames."""
         self._session = session
-        self._agent_at = 0.0
+        self._agent_at = self._busy_at = 0.0
         self.user_spoke_at = 0.0
         if self.model is None:  # a session the wake word did not open (a long press)
             self.model = BUTTON
@@ -173,7 +175,8 @@ class WakeWord:
         return state
 
     def check(self, session: Session, now: float) -> Outcome | None:
-        """Every round of the session thread: end the session when it has gone quiet."""
+        """Every round of the session thread: end the session when it has gone quiet (never
+        while a [tools] program runs: the agent waits for its output)."""
         started = session.streamed_since
         if started is None:
             return None
@@ -183,16 +186,19 @@ class WakeWord:
         if daemon.state is DaemonState.SPEAKING:
             self._agent_at = now
             return None
+        if self.tools > 0:  # the agent waits for a tool's output: so does the session
+            self._busy_at = now
+            return None
         settings = daemon.config.section("wake_word")
         spoke = self.user_spoke_at
         if self._agent_at > spoke:  # the agent answered last: the follow-up window
-            if now - self._agent_at > settings.follow_up_s:
+            if now - max(self._agent_at, self._busy_at) > settings.follow_up_s:
                 return Outcome(f"no follow-up question within {settings.follow_up_s:g} s",
                                Retry.IDLE)
             return None
         if daemon.state is DaemonState.FOLLOW_UP:  # the user speaks again
             daemon.state_changed(DaemonState.LISTENING, "")
-        if now - max(spoke, self._agent_at, started) > settings.quiet_s:
+        if now - max(spoke, self._agent_at, started, self._busy_at) > settings.quiet_s:
             return Outcome(f"nobody spoke for {settings.quiet_s:g} s", Retry.IDLE)
         return None
 
@@ -233,7 +239,8 @@ class WakeWord:
         if self._holding:  # woken: the session is on its way
             self._hold(frame, t)
             return
-        heard = self.detector.process(frame)
+        detector = self.detector  # (a reload may be replacing it on the session thread)
+        heard = detector.process(frame) if detector is not None else None
         if heard is not None:
             self._heard_at = t
             self._tail = int(WAKE_TAIL_S / FRAME_S)

@@ -423,7 +423,8 @@ class WakeWordSettings:
                              "word this long; silence ends the session (0: end after the "
                              "answer).", 5.0, Float(0.0, 120.0))
     quiet_s: float = key("A session in which nobody speaks for this long ends (after the "
-                         "wake word, or while waiting for an answer).", 15.0,
+                         "wake word, or while waiting for an answer; a running [tools] program "
+                         "holds it open).", 15.0,
                          Float(2.0, 3600.0))
     cutoff: float = key("Detection threshold 0 to 1 for every model; higher: fewer false "
                         "wakes, more misses (0: each model's own).", 0.0, Float(0.0, 0.99))

@@ -170,13 +170,15 @@ class StatusReporter:
         daemon.add_listener(StatusReporter(notifier))
 
     ``connecting`` and ``offline`` show their detail ("connecting to xuna at wss://…",
-    "offline, retry in 8 s"); ``listening`` / ``speaking`` show the connection's detail with
-    what is happening now ("connected to xuna agent, listening"). ``annotate`` adds a suffix
-    the daemon chooses (e.g. "muted").
+    "offline, retry in 8 s"); ``listening`` / ``speaking`` / ``follow-up`` show the
+    connection's detail with what is happening now ("connected to xuna agent, listening").
+    ``annotate`` adds a suffix the daemon chooses (e.g. "muted").
     """
 
     WORDS = {"listening": "listening", "speaking": "agent speaking", "idle": "idle",
+             "follow-up": "follow-up (no wake word needed)",
              "starting": "starting", "stopping": "stopping", "stopped": "stopped"}
+    CONNECTED = ("listening", "speaking", "follow-up")  #: states of an open session
 
     def __init__(self, notifier: SystemdNotifier) -> None:
         self._notifier = notifier
@@ -189,7 +191,7 @@ class StatusReporter:
 
     def __call__(self, state: str, detail: str = "") -> None:
         with self._lock:
-            if state in ("listening", "speaking"):
+            if state in self.CONNECTED:
                 if detail:
                     self._connected = detail
             else:
@@ -220,7 +222,7 @@ class StatusReporter:
 
     def _text(self) -> str:
         state = self._state
-        if state in ("listening", "speaking"):
+        if state in self.CONNECTED:
             words = self.WORDS[state]
             text = f"{self._connected}, {words}" if self._connected else words
         else:

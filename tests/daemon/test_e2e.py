@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from tests.support import (BargeInRun, QUESTION_WAV, answer_matches_question, audible_spans,
-                           drained, question, question_then_barge_in, speaker_spans, wait_until)
+                           drained, question, question_then_barge_in, speaker_spans,
+                           unplug_microphone, wait_until)
 
 DAEMON_THREADS = ("edgevoice-session", "edgevoice-capture", "edgevoice-player", "edgevoice-send",
                   "edgevoice-recv")
@@ -192,16 +193,7 @@ def test_a_sound_device_that_keeps_failing_is_reopened(make_agent, run_daemon, c
     handle = run_daemon(agent)
     agent.wait_for("audio_first", timeout=10)
     old = handle.daemon.engine
-    clock = old.capture._clock
-
-    class Unplugged:  # every read now fails, as when a USB microphone is pulled out
-        def wait_until_sample(self, n):
-            raise OSError(19, "No such device")
-
-        def __getattr__(self, name):
-            return getattr(clock, name)
-
-    old.capture._clock = Unplugged()
+    unplug_microphone(old)
     wait_until(lambda: handle.daemon.engine is not old and handle.daemon.engine is not None,
                10, "the sound devices to be reopened")
     agent.wait_for("ws_open", count=2, timeout=10)  # and a new session on them

@@ -338,3 +338,20 @@ def test_pinger_names_the_problem_of_a_thread_health_by_itself(notify_socket, ca
     assert not pinger.tick() and not pinger.tick()
     assert caplog.text.count("stopping watchdog pings: recv: thread ev-recv died") == 1
     assert notify_socket.pending() == []
+
+
+def test_status_keeps_the_connection_through_the_follow_up_window(notify_socket):
+    """Wake-word mode: after an answer the daemon shows "follow-up" (still connected),
+    then "listening" again when the user asks more; the connection stays in the line."""
+    n = SystemdNotifier(environ={"NOTIFY_SOCKET": notify_socket.address})
+    report = StatusReporter(n)
+    report("listening", "connected to xuna agent")
+    report("speaking", "")
+    report("follow-up", "")
+    report("listening", "")
+    assert notify_socket.pending() == [
+        "STATUS=connected to xuna agent, listening",
+        "STATUS=connected to xuna agent, agent speaking",
+        "STATUS=connected to xuna agent, follow-up (no wake word needed)",
+        "STATUS=connected to xuna agent, listening",
+    ]

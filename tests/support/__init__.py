@@ -109,6 +109,21 @@ def wait_until(condition, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+def unplug_microphone(engine) -> None:
+    """Every read of ``engine``'s file-backend microphone fails from now on, as when a USB
+    microphone is pulled out (its clock raises ENODEV; the rest of the clock works)."""
+    clock = engine.capture._clock
+
+    class Unplugged:
+        def wait_until_sample(self, n):
+            raise OSError(19, "No such device")
+
+        def __getattr__(self, name):
+            return getattr(clock, name)
+
+    engine.capture._clock = Unplugged()
+
+
 def envelope(samples: np.ndarray, rate: int) -> np.ndarray:
     hop = rate // 50
     n = len(samples) // hop
