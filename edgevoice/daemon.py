@@ -372,7 +372,8 @@ class Daemon(DaemonCommands):
         tools = history = None
         built_for = None
         while not self.halt.is_set() and not self._audio_restart:
-            if self._mute.muted:
+            if self._mute.muted or not self.engine.listening:  # (or its order is on the way:
+                # set_muted closed the mic at once; no connect may start before it applies)
                 self.state_changed(DaemonState.MUTED, "privacy mute: microphone closed")
                 self._wait(None)
                 continue
