@@ -239,6 +239,8 @@ class Daemon(DaemonCommands):
         elif isinstance(item, ToolsRunning):
             if self.wake_word is not None:
                 self.wake_word.tools = item.count  # the session waits for their answers
+                if self.state in (DaemonState.LISTENING, DaemonState.FOLLOW_UP):
+                    self.state_changed(DaemonState.LISTENING)  # follow-up only without tools
             self._notify("tools_running", item.count)
         elif item is not None:
             source, event = item

@@ -36,6 +36,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+import numpy as np
 import webrtcvad
 
 from edgevoice.audio.wakeword import WakeWordDetector, WakeWordUnavailable
@@ -87,6 +88,7 @@ class WakeWord:
         self._vad = webrtcvad.Vad(3)
         self._vad_rate, self._decimate = 16000, 1
         self._voiced_run = 0
+        self._decimated = np.empty(0, dtype="<i2")  # the VAD's 8 kHz copy, reused per frame
         self.user_spoke_at = 0.0          # capture instant of the user's last speech frame
 
     # -- session thread -----------------------------------------------------------------------
@@ -168,9 +170,10 @@ class WakeWord:
         return self._session_sink
 
     def shown(self, state: DaemonState) -> DaemonState:
-        """The state to show: "listening" after an answer is the follow-up window."""
+        """The state to show: "listening" after an answer is the follow-up window (not
+        while a [tools] program runs: the agent is still working on the answer)."""
         if (state is DaemonState.LISTENING and self._session is not None
-                and self._agent_at > self.user_spoke_at):
+                and self._agent_at > self.user_spoke_at and self.tools == 0):
             return DaemonState.FOLLOW_UP
         return state
 
@@ -302,7 +305,12 @@ class WakeWord:
     def _voiced(self, frame: bytes) -> bool:
         step = self._decimate
         if step > 1:  # 24 kHz (openai, navtalk): every third sample is 8 kHz enough for VAD
-            frame = memoryview(frame).cast("h")[::step].tobytes()
+            samples = np.frombuffer(frame, dtype="<i2")[::step]
+            out = self._decimated
+            if len(out) != len(samples):  # once per frame size, not per frame
+                out = self._decimated = np.empty(len(samples), dtype="<i2")
+            np.copyto(out, samples)
+            frame = out.data
         try:
             return self._vad.is_speech(frame, self._vad_rate)
         except Exception:  # a frame webrtcvad cannot take is not speech

@@ -14,8 +14,8 @@ from edgevoice.audio.room_backend import side_paths
 from tests.support.bargein import room_ir
 from edgevoice.lifecycle import DaemonObserver, DaemonState
 from tests.support import audible_spans, drained, question, read_wav, wait_until, write_wav
-from tests.support.earcons import (SOUNDS, earcon_done, gain_db, occurrences, silence,
-                                    template)
+from tests.support.earcons import (SLOW_TOOL, SOUNDS, earcon_done, gain_db, occurrences,
+                                    silence, template)
 
 RATE = 16000
 
@@ -94,13 +94,6 @@ def test_error_once_while_the_agent_cannot_be_reached(make_agent, run_daemon, tm
     offline = timeline.first(DaemonState.OFFLINE) - t0
     assert abs(errors[0][0] - offline) < 0.2, (errors, offline)
     assert not occurrences(speaker, template("listening", rate), rate)
-
-
-SLOW_TOOL = """#!/bin/sh
-cat >/dev/null
-sleep 3
-echo "21.5 degrees"
-"""
 
 
 def test_thinking_ticks_while_a_slow_tool_runs_and_stops_for_the_answer(make_agent, run_daemon,

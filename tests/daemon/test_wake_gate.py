@@ -4,43 +4,16 @@ the session are small doubles; the detector, the VAD and the mic queue are the r
 
 from __future__ import annotations
 
-import dataclasses
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from edgevoice.audio.bargein import SpeakerLevels
 from edgevoice.audio.file_backend import resample_pcm
-from edgevoice.config import parse
 from edgevoice.flow import MicQueue
 from edgevoice.lifecycle import DaemonState
 from edgevoice.wake import BUTTON, FRAME_S, WAKE_TAIL_S, WakeWord
-from tests.support.config import XUNA
+from tests.support.wake import Host
 from tests.support.speech import espeak, silence, the_question
-
-
-class Host:
-    """What WakeWord uses of the daemon."""
-
-    def __init__(self, rate: int, **wake_word) -> None:
-        config = parse(XUNA + "[agent]\nmode = wake-word\n")
-        if wake_word:
-            settings = dataclasses.replace(config.section("wake_word"), **wake_word)
-            config = dataclasses.replace(config, sections={**config.sections,
-                                                           "wake_word": settings})
-        self.config = config
-        self.engine = SimpleNamespace(wire_rate=rate, frame_sink=None, speaker=SpeakerLevels())
-        self.state = DaemonState.STARTING
-        self.details: list[str] = []
-        self.woken: list[str] = []
-
-    def state_changed(self, state, detail: str = "") -> None:
-        self.state = state
-        self.details.append(detail)
-
-    def wake(self, model: str = BUTTON) -> None:
-        self.woken.append(model)
 
 
 class StreamingSession:

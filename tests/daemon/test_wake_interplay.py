@@ -8,8 +8,8 @@ import threading
 from edgevoice.config import parse
 from edgevoice.lifecycle import DaemonState
 from edgevoice.service import Service
-from tests.daemon.test_earcons import SLOW_TOOL  # 3 s, then "21.5 degrees"
-from tests.daemon.test_states import StateLog
+from tests.support.earcons import SLOW_TOOL  # 3 s, then "21.5 degrees"
+from tests.support.states import StateLog
 from tests.support import ini, unplug_microphone, wait_until
 from tests.support.speech import espeak, silence, the_question, write_speech
 
@@ -145,7 +145,7 @@ def test_the_follow_up_window_waits_for_a_tool_after_a_spoken_preamble():
     from types import SimpleNamespace
 
     from edgevoice.wake import WakeWord
-    from tests.daemon.test_wake_gate import Host
+    from tests.support.wake import Host
 
     host = Host(16000, follow_up_s=1.0, quiet_s=5.0)
     wake = WakeWord(host)
@@ -158,9 +158,11 @@ def test_the_follow_up_window_waits_for_a_tool_after_a_spoken_preamble():
     assert wake.check(session, 102.0) is None       # the preamble
     host.state = S.LISTENING
     wake.tools = 1                                  # the tool starts
+    assert wake.shown(S.LISTENING) is S.LISTENING   # not "speak again": the agent works
     assert wake.check(session, 102.5) is None
     assert wake.check(session, 106.0) is None       # 4 s: longer than the window
     wake.tools = 0
+    assert wake.shown(S.LISTENING) is S.FOLLOW_UP
     assert wake.check(session, 106.1) is None
     assert wake.check(session, 106.9) is None       # the window counts from here
     outcome = wake.check(session, 107.2)

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgevoice.audio.wakeword import WakeWordDetector
 from edgevoice.lifecycle import DaemonState
-from tests.daemon.test_states import StateLog
+from tests.support.states import StateLog
 from tests.support import answer_matches_question, speaker_spans, wait_until
 from tests.support.speech import espeak, silence, the_question, write_speech
 

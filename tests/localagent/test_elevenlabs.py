@@ -11,7 +11,7 @@ import json
 import requests
 import websocket
 
-from tests.localagent.test_xuna import xuna_send_audio
+from tests.support.localagent import xuna_send_audio
 from tests.support.localagent import (KEY, TIMEOUT, recv_json, recv_until, recv_until_closed,
                                       talk_over_the_answer)
 

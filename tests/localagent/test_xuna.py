@@ -12,23 +12,14 @@ import requests
 import websocket
 
 from edgevoice.localagent import LocalAgent
-from tests.support.localagent import (TIMEOUT, chunks, recv_json, recv_until, recv_until_close,
+from tests.support.localagent import (TIMEOUT, recv_json, recv_until, recv_until_close,
+                                      xuna_send_audio,
                                       tolerance_bytes)
 
 
 def xuna_connect(agent: LocalAgent, query: str | None = None) -> websocket.WebSocket:
     query = query if query is not None else f"agent_id={agent.options.agent_id}"
     return websocket.create_connection(f"{agent.ws_base}/v1/convai/conversation?{query}", timeout=TIMEOUT)
-
-
-def xuna_send_audio(ws: websocket.WebSocket, pcm: bytes, legacy_form: bool = False) -> None:
-    """Send PCM as 20 ms frames, as fast as the socket takes them (the VAD does not mind)."""
-    for frame in chunks(pcm):
-        b64 = base64.b64encode(frame).decode()
-        if legacy_form:
-            ws.send(json.dumps({"user_audio_chunk": b64}))
-        else:
-            ws.send(json.dumps({"type": "audio", "audio_event": {"audio_base_64": b64}}))
 
 
 def test_xuna_signed_url_bootstrap_and_single_use(make_agent):

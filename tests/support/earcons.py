@@ -60,3 +60,12 @@ def occurrences(signal: np.ndarray, sound: np.ndarray, rate: int, threshold: flo
 
 def gain_db(gain: float) -> float:
     return 20 * np.log10(gain)
+
+
+#: a [tools] program that takes 3 s, then answers
+SLOW_TOOL = """#!/bin/sh
+cat >/dev/null
+sleep 3
+echo "21.5 degrees"
+"""
+

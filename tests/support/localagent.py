@@ -4,6 +4,7 @@ daemon: these helpers pin the local agent to the protocol specs, not to the prov
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 import time
@@ -83,3 +84,13 @@ def talk_over_the_answer(ws: websocket.WebSocket, send_audio, pcm: bytes, audio_
     send_audio(ws, pcm)
     recv_until(ws, audio_kind)
     send_audio(ws, pcm)
+
+
+def xuna_send_audio(ws: websocket.WebSocket, pcm: bytes, legacy_form: bool = False) -> None:
+    """Send PCM as 20 ms frames, as fast as the socket takes them (the VAD does not mind)."""
+    for frame in chunks(pcm):
+        b64 = base64.b64encode(frame).decode()
+        if legacy_form:
+            ws.send(json.dumps({"user_audio_chunk": b64}))
+        else:
+            ws.send(json.dumps({"type": "audio", "audio_event": {"audio_base_64": b64}}))
