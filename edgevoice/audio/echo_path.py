@@ -98,6 +98,7 @@ class SpeakerReference:
         self._n = int(rate * seconds)
         self._ring = np.zeros(self._n, dtype="<i2")
         self._clock = StreamClock(rate)
+        self.loud_end = 0  # samples written up to the end of the last block not all zeros
         self._published = (0, None)  # (samples written, instant the last one is heard)
 
     def record(self, pcm: bytes, t_start: float) -> None:
@@ -113,6 +114,9 @@ class SpeakerReference:
         self._ring[start:start + first] = samples[:first]
         if first < n:
             self._ring[:n - first] = samples[first:]
+        count = self._clock.count + n
+        if samples.any():  # (set before publishing: a reader never sees it behind the count)
+            self.loud_end = count
         t_end = self._clock.advance(n, t_start + n / self.rate)
         self._published = (self._clock.count, t_end)
 
@@ -236,6 +240,13 @@ class EchoPath:
             end = target
             self.resyncs += 1
         self._ref_end = end
+        if self._quiet_frames >= self._hold_frames and end - self.frame >= \
+                self.reference.loud_end:
+            # the aligned reference is all zeros (the speaker played silence there), so it
+            # is quiet without reading it: save the copy and the sum
+            self._quiet_frames += 1
+            self.linear = frame
+            return frame
         self.reference.read_into(self._ref, end)
         scratch = self._scratch
         ref_pow = _power(self._ref, scratch)
