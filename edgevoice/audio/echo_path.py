@@ -115,7 +115,7 @@ class SpeakerReference:
         if first < n:
             self._ring[:n - first] = samples[first:]
         count = self._clock.count + n
-        if samples.any():  # (set before publishing: a reader never sees it behind the count)
+        if np.count_nonzero(samples):  # (before publishing: never behind the count)
             self.loud_end = count
         t_end = self._clock.advance(n, t_start + n / self.rate)
         self._published = (self._clock.count, t_end)
