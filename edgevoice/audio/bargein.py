@@ -53,13 +53,18 @@ QUIET_SPEAKER_DB = 30.0      # a speaker this far over the mic's floor would be 
 FLOOR_RISE_DB = 0.02         # per frame (1 dB/s): the floor tracker follows a louder room
 
 
-def level_db(pcm: bytes | np.ndarray) -> float:
-    """RMS level of PCM16 in dBFS (-100 for digital silence)."""
+def level_db(pcm: bytes | np.ndarray, scratch: np.ndarray | None = None) -> float:
+    """RMS level of PCM16 in dBFS (-100 for digital silence). ``scratch``: a float32 array
+    of the same length to work in (no allocation: for the 20 ms path)."""
     samples = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, (bytes, bytearray,
                                                                    memoryview)) else pcm
     if len(samples) == 0:
         return SILENCE_DB
-    x = samples.astype(np.float32)
+    if scratch is not None and len(scratch) == len(samples):
+        x = scratch
+        np.copyto(x, samples, casting="unsafe")
+    else:
+        x = samples.astype(np.float32)
     power = float(np.dot(x, x)) / len(x)
     return 10.0 * math.log10(power / (32768.0 ** 2)) if power > 0 else SILENCE_DB
 
@@ -143,6 +148,7 @@ class BargeInDetector:
         self.speaker = speaker
         self.confirm_locally = confirm_locally
         self._vad = webrtcvad.Vad(settings.vad_mode)
+        self._scratch = np.zeros(rate // 50, dtype=np.float32)  # a frame's level, in place
         # webrtcvad takes 8/16/32/48 kHz: a multiple of 8 kHz (24 kHz) is averaged down to
         # 8 kHz for it, any other rate (22.05, 44.1 kHz) resampled to 16 kHz (decimate 0)
         if rate in VAD_RATES:
@@ -200,22 +206,25 @@ class BargeInDetector:
         if self._agent_started is None:
             self._agent_started = t_end
         samples = np.frombuffer(frame, dtype="<i2")
-        mic_db = level_db(samples)
-        speech = self._is_speech(samples)
+        mic_db = level_db(samples, self._scratch)
+        speech = self._is_speech(samples, frame)
         excess = self._gate(mic_db, t_end, speech) if self.s.gate else 1.0
         loud = (echo_reduction_db is not None and self.s.fast_onset and self.s.gate
                 and excess > self.s.fast_margin_db)
         with self._lock:
             return self._step(speech, speech and excess > 0, loud)
 
-    def _is_speech(self, samples: np.ndarray) -> bool:
+    def _is_speech(self, samples: np.ndarray, pcm: bytes) -> bool:
+        """``samples``: the frame ``pcm`` as int16 (at a VAD rate ``pcm`` goes as it is)."""
         if self._decimate > 1:
             n = len(samples) // self._decimate * self._decimate
-            samples = samples[:n].reshape(-1, self._decimate).mean(axis=1).astype("<i2")
+            pcm = samples[:n].reshape(-1, self._decimate).mean(axis=1).astype("<i2").tobytes()
         elif self._decimate == 0:
-            samples = soxr.resample(samples, self.rate, self._vad_rate).astype("<i2")
+            pcm = soxr.resample(samples, self.rate, self._vad_rate).astype("<i2").tobytes()
+        elif type(pcm) is not bytes:  # (an array, a bytearray: webrtcvad takes bytes)
+            pcm = samples.tobytes()
         try:
-            return self._vad.is_speech(samples.tobytes(), self._vad_rate)
+            return self._vad.is_speech(pcm, self._vad_rate)
         except Exception:  # a frame webrtcvad cannot take is not speech
             return False
 

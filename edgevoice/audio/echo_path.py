@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
@@ -97,6 +98,7 @@ class SpeakerReference:
         self._n = int(rate * seconds)
         self._ring = np.zeros(self._n, dtype="<i2")
         self._clock = StreamClock(rate)
+        self.loud_end = 0  # samples written up to the end of the last block not all zeros
         self._published = (0, None)  # (samples written, instant the last one is heard)
 
     def record(self, pcm: bytes, t_start: float) -> None:
@@ -112,6 +114,9 @@ class SpeakerReference:
         self._ring[start:start + first] = samples[:first]
         if first < n:
             self._ring[:n - first] = samples[first:]
+        count = self._clock.count + n
+        if np.count_nonzero(samples):  # (before publishing: never behind the count)
+            self.loud_end = count
         t_end = self._clock.advance(n, t_start + n / self.rate)
         self._published = (self._clock.count, t_end)
 
@@ -146,9 +151,15 @@ class SpeakerReference:
             dst[split:] = self._ring[:b]
 
 
-def _power(pcm) -> float:
-    x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-    return float(np.dot(x, x))
+def _power(pcm, scratch: np.ndarray) -> float:
+    """Sum of squares of a PCM16 frame (bytes or int16 array), through ``scratch`` (a
+    float32 array of the frame's length: no allocation per frame)."""
+    x = np.frombuffer(pcm, dtype="<i2") if not isinstance(pcm, np.ndarray) else pcm
+    if len(x) != len(scratch):  # (a frame of another size: the canceller refuses it)
+        x = x.astype(np.float32)
+        return float(np.dot(x, x))
+    np.copyto(scratch, x, casting="unsafe")
+    return float(np.dot(scratch, scratch))
 
 
 def gcc_phat_lag(mic: np.ndarray, ref: np.ndarray, max_lag: int) -> tuple[int, float]:
@@ -158,9 +169,14 @@ def gcc_phat_lag(mic: np.ndarray, ref: np.ndarray, max_lag: int) -> tuple[int, f
     over the mean absolute correlation (a clear echo scores well over 10)."""
     n = len(ref)
     size = 1 << (2 * n - 1).bit_length()
-    spec = np.fft.rfft(mic.astype(np.float64), size) * np.conj(np.fft.rfft(
-        ref.astype(np.float64), size))
-    spec /= np.abs(spec) + 1e-9
+    # single precision (PCM16 needs no more) and in place: half the time of float64
+    spec = np.fft.rfft(mic.astype(np.float32), size)
+    other = np.fft.rfft(ref.astype(np.float32), size)
+    np.conjugate(other, out=other)
+    spec *= other
+    mag = np.abs(spec)
+    mag += 1e-9
+    spec /= mag
     cc = np.fft.irfft(spec, size)
     # mic[i] = ref[i + k] correlates at lag -k: k = max_lag - L for L in 0..max_lag
     ks = np.arange(max_lag + 1)
@@ -179,6 +195,7 @@ class EchoPath:
         self.rate = reference.rate
         self.frame = frame_samples(self.rate)
         self._ref = np.zeros(self.frame, dtype="<i2")
+        self._scratch = np.zeros(self.frame, dtype=np.float32)  # per-frame power sums
         self._clock = StreamClock(self.rate)
         self._ref_end: int | None = None
         self._slip = int(SLIP_S * self.rate)
@@ -223,8 +240,17 @@ class EchoPath:
             end = target
             self.resyncs += 1
         self._ref_end = end
+        if self._quiet_frames >= self._hold_frames and end - self.frame >= \
+                self.reference.loud_end:
+            # the aligned reference is all zeros (the speaker played silence there), so it
+            # is quiet without reading it: save the copy and the sum
+            self._quiet_frames += 1
+            self.linear = frame
+            return frame
         self.reference.read_into(self._ref, end)
-        if _power(self._ref) > SPEAKER_MIN_RMS ** 2 * self.frame:
+        scratch = self._scratch
+        ref_pow = _power(self._ref, scratch)
+        if ref_pow > SPEAKER_MIN_RMS ** 2 * self.frame:
             self._quiet_frames = 0
         else:
             self._quiet_frames += 1
@@ -249,25 +275,32 @@ class EchoPath:
         # a canceller that misadapted (the user talking over the agent teaches it a bit of
         # the user) can subtract an echo that is not there: never hand on a frame louder
         # than the mic heard it
-        mic_pow = _power(frame)
+        # (each frame's power is computed once and handed on to the gate)
+        mic_pow = _power(frame, scratch)
         linear = getattr(self.canceller, "last_linear", None) or out
-        self.linear = linear if _power(linear) <= mic_pow else frame
-        if _power(out) > mic_pow:
-            out = frame
+        lin_pow = _power(linear, scratch) if linear is not out else None
+        out_pow = _power(out, scratch)
+        if lin_pow is None:
+            lin_pow = out_pow
+        self.linear = linear if lin_pow <= mic_pow else frame
+        if self.linear is frame:
+            lin_pow = mic_pow
+        if out_pow > mic_pow:
+            out, out_pow = frame, mic_pow
         self._track(frame, zero_lag_end)
-        return self._residual_gate(frame, out)
+        return self._residual_gate(out, ref_pow, mic_pow, out_pow, lin_pow)
 
-    def _residual_gate(self, frame: bytes, out: bytes) -> bytes:
-        """Attenuate output frames that are no louder than the residual echo tends to be."""
-        ref = self._ref.astype(np.float32)
-        env = self._ref_env = max(float(np.dot(ref, ref)) / len(ref),
-                                  self._ref_env * ENVELOPE_DECAY)
+    def _residual_gate(self, out: bytes, ref_pow: float, mic_pow: float, out_pow: float,
+                       lin_pow: float) -> bytes:
+        """Attenuate output frames that are no louder than the residual echo tends to be.
+        The powers (sums of squares over the frame) are those of the reference, the mic
+        frame, ``out`` and :attr:`linear`."""
+        n = self.frame
+        env = self._ref_env = max(ref_pow / n, self._ref_env * ENVELOPE_DECAY)
         if env < SPEAKER_MIN_RMS ** 2:
             return out  # the speaker is silent and its reverberation has died away
-        cleaned = np.frombuffer(out, dtype="<i2").astype(np.float32)
-        mic = np.frombuffer(frame, dtype="<i2").astype(np.float32)
-        out_db = 10.0 * float(np.log10((float(np.dot(cleaned, cleaned)) / len(mic) + 1.0) / env))
-        mic_db = 10.0 * float(np.log10((float(np.dot(mic, mic)) / len(mic) + 1.0) / env))
+        out_db = 10.0 * math.log10((out_pow / n + 1.0) / env)
+        mic_db = 10.0 * math.log10((mic_pow / n + 1.0) / env)
         # the user: both the mic and the output clearly above what echo alone gives them
         # (an unconverged canceller can leave a burst of echo; the mic level still shows it)
         out_excess, mic_excess = out_db - self.residual_db, mic_db - self.coupling_db
@@ -276,14 +309,15 @@ class EchoPath:
         self.residual_db += (GATE_LEARN_UP if out_excess > 0 else GATE_LEARN_DOWN) * out_excess
         self.coupling_db += (GATE_LEARN_UP if mic_excess > 0 else GATE_LEARN_DOWN) * mic_excess
         if self.linear is not out:
-            lin = np.frombuffer(self.linear, dtype="<i2").astype(np.float32)
-            lin_excess = 10.0 * float(np.log10((float(np.dot(lin, lin)) / len(lin) + 1.0)
-                                               / env)) - self.linear_db
+            lin_excess = 10.0 * math.log10((lin_pow / n + 1.0) / env) - self.linear_db
         else:
             lin_excess = out_excess
         self.linear_db += (GATE_LEARN_UP if lin_excess > 0 else GATE_LEARN_DOWN) * lin_excess
         self.gated_frames += 1
-        return (cleaned * self._atten).astype("<i2").tobytes()
+        cleaned = self._scratch
+        np.copyto(cleaned, np.frombuffer(out, dtype="<i2"), casting="unsafe")
+        cleaned *= self._atten
+        return cleaned.astype("<i2").tobytes()
 
     @property
     def reduction_db(self) -> float:

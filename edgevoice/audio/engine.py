@@ -208,6 +208,7 @@ class AudioEngine:
         block = bytearray(frame_bytes(self.playback.rate))
         view = memoryview(block)
         samples = np.frombuffer(block, dtype="<i2")  # a view: no copy per block
+        scratch = np.zeros(len(samples), dtype=np.float32)  # for its level
         read_into = self.buffer.read_into
         write = self.playback.write
         record = self.speaker.record
@@ -233,7 +234,8 @@ class AudioEngine:
                 continue
             failures = 0
             heard_at = time.monotonic() + latency
-            record(heard_at, level_db(samples) if audible or earcon else SILENCE_DB, audible)
+            record(heard_at, level_db(samples, scratch) if audible or earcon else SILENCE_DB,
+                   audible)
             if reference is not None:
                 reference.record(to_wire.process(block), heard_at)
             self.blocks_played += 1

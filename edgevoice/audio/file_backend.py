@@ -54,6 +54,9 @@ class FileClock:
         self._lock = threading.Lock()
 
     def t0(self) -> float:
+        t0 = self._t0
+        if t0 is not None:  # set once: no lock on every block
+            return t0
         with self._lock:
             if self._t0 is None:
                 self._t0 = time.monotonic()

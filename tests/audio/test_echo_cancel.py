@@ -157,6 +157,35 @@ def test_the_canceller_rests_while_the_speaker_is_silent():
     assert 50 + 25 <= len(calls) <= 50 + 35
 
 
+def test_a_silent_speaker_is_not_read_once_the_canceller_rests():
+    reads = []
+
+    class CountingReference(SpeakerReference):
+        def read_into(self, out, end):
+            reads.append(end)
+            super().read_into(out, end)
+
+    calls = []
+
+    class Counting(_Broken):
+        def process(self, mic: bytes, reference: bytes) -> bytes:
+            calls.append(1)
+            return mic
+
+    ref = CountingReference(16000)
+    path = EchoPath(Counting(), ref)
+    frame = np.arange(320, dtype="<i2").tobytes()
+    for k in range(150):  # 1 s of speech, 1 s of silence, 1 s of speech again
+        ref.record(frame if k < 50 or k >= 100 else bytes(640), 100.0 + 0.02 * k)
+        path.process(frame, 100.02 + 0.02 * k)
+        if k == 99:
+            resting = (len(reads), len(calls))
+    # while resting on digital silence the reference is not even read …
+    assert resting[0] < 100 - 10 and resting[1] < 100 - 10
+    # … and the canceller is back as soon as the speaker plays again
+    assert len(calls) - resting[1] >= 48
+
+
 def test_gcc_phat_finds_the_lag():
     rate = 16000
     ref = _speechlike(rate * 2, rate, seed=5)
