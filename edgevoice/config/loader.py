@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any, Generic, Mapping, TypeVar
 
 from edgevoice.config.errors import ConfigError, Problem, did_you_mean
+from edgevoice.config.handsfree import SoundSettings, wake_word_problems
+from edgevoice.config.registry import is_file
 from edgevoice.config.sections import (AgentSettings, AudioSettings, BargeInSettings,
                                        GpioSettings, LogSettings, MetricsSettings,
-                                       SessionSettings, SoundSettings, is_file, sections,
-                                       wake_word_problems)
+                                       SessionSettings, sections)
 from edgevoice.config.types import MAX_SECRET_BYTES, Invalid, keys, value_type
 from edgevoice.redact import Secret
 
