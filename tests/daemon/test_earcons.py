@@ -14,7 +14,7 @@ from edgevoice.audio.room_backend import side_paths
 from tests.support.bargein import room_ir
 from edgevoice.lifecycle import DaemonObserver, DaemonState
 from tests.support import audible_spans, drained, question, read_wav, wait_until, write_wav
-from tests.support.earcons import (SLOW_TOOL, SOUNDS, earcon_done, gain_db, occurrences,
+from tests.support.earcons import (SOUNDS, slow_tool, earcon_done, gain_db, occurrences,
                                     silence, template)
 
 RATE = 16000
@@ -98,9 +98,7 @@ def test_error_once_while_the_agent_cannot_be_reached(make_agent, run_daemon, tm
 
 def test_thinking_ticks_while_a_slow_tool_runs_and_stops_for_the_answer(make_agent, run_daemon,
                                                                         tmp_path):
-    tool = tmp_path / "get_temperature"
-    tool.write_text(SLOW_TOOL)
-    tool.chmod(0o755)
+    tool = slow_tool(tmp_path)
     agent = make_agent("napster", function_call={"name": "get_temperature",
                                                  "arguments": {"room": "kitchen"}},
                        function_timeout_s=8.0)

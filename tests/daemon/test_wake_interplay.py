@@ -8,7 +8,7 @@ import threading
 from edgevoice.config import parse
 from edgevoice.lifecycle import DaemonState
 from edgevoice.service import Service
-from tests.support.earcons import SLOW_TOOL  # 3 s, then "21.5 degrees"
+from tests.support.earcons import slow_tool  # 3 s, then "21.5 degrees"
 from tests.support.states import StateLog
 from tests.support import ini, unplug_microphone, wait_until
 from tests.support.speech import espeak, silence, the_question, write_speech
@@ -67,9 +67,7 @@ def test_a_tool_that_outlasts_the_quiet_time_still_gets_its_answer_heard(make_ag
     """Woken, the user asks; the agent calls a [tools] program that runs 3 s, longer than
     quiet_s (2 s) while the thinking sound says "working on it": the session must wait
     for the tool, hand its output to the agent and play the answer, then end as usual."""
-    tool = tmp_path / "get_temperature"
-    tool.write_text(SLOW_TOOL)
-    tool.chmod(0o755)
+    tool = slow_tool(tmp_path)
     agent = make_agent("napster", function_call={"name": "get_temperature",
                                                  "arguments": {"room": "kitchen"}},
                        function_timeout_s=10.0)

@@ -69,3 +69,10 @@ sleep 3
 echo "21.5 degrees"
 """
 
+
+def slow_tool(tmp_path):
+    """SLOW_TOOL installed as the executable ``get_temperature`` in ``tmp_path``."""
+    tool = tmp_path / "get_temperature"
+    tool.write_text(SLOW_TOOL)
+    tool.chmod(0o755)
+    return tool
