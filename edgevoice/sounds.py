@@ -5,7 +5,7 @@ states and events (never called from inside a session).
 listening   a session starts listening: after connecting (a toggle press, always-on's
             first connection), after an outage, on unmute; in wake-word mode as soon as
             the wake word is heard (before the connect, so the user knows to go on)
-ended       a session ended by the button or a timeout (``Retry.IDLE``)
+ended       a session ended by the button, a timeout or the privacy mute (``Retry.IDLE``)
 error       the daemon goes offline (the agent cannot be reached); once per outage
 thinking    a quiet loop while a ``[tools]`` program runs, or while the agent has not
             answered ``[sounds] thinking_after_s`` after the user's turn was transcribed

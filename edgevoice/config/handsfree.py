@@ -57,7 +57,7 @@ class SoundSettings:
 
     listening: str = key("Played when a session starts listening (a toggle press, the wake "
                          "word, unmute, back online): " + _SOUND, "default", SoundFile())
-    ended: str = key("Played when a session ends by the button or a timeout: " + _SOUND,
+    ended: str = key("Played when a session ends by the button, a timeout or the privacy mute: " + _SOUND,
                      "default", SoundFile())
     error: str = key("Played when the agent cannot be reached (offline; once per outage): "
                      + _SOUND, "default", SoundFile())
